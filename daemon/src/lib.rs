@@ -1,1 +1,118 @@
-//! placeholder
+//! confabd as a library: [`Daemon::start`] brings up the store, the writer,
+//! the hub and both listeners from a [`Config`]; [`Daemon::shutdown`] takes
+//! them down in order. The `confabd` binary and the tests both use it.
+
+pub mod auth;
+pub mod config;
+mod context;
+mod convert;
+pub mod hub;
+mod outbox;
+pub mod rate_limit;
+mod session;
+pub mod store;
+pub mod tls;
+mod transport;
+
+pub use confab_protocol::ids;
+pub use config::Config;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use tokio::sync::Semaphore;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    context::{Context, Limiters},
+    hub::Hub,
+    store::{Store, Writer},
+};
+
+/// A running daemon.
+pub struct Daemon {
+    /// Where HTTP and WebSocket (`/ws`) listen.
+    pub http_addr: SocketAddr,
+    /// Where QUIC listens.
+    pub quic_addr: SocketAddr,
+    /// SHA-256 fingerprint (lowercase hex) of the certificate, for pinning.
+    pub fingerprint: String,
+    ctx: Arc<Context>,
+    writer: Writer,
+    endpoint: quinn::Endpoint,
+}
+
+impl Daemon {
+    /// Opens the data directory and starts listening.
+    pub async fn start(config: Config) -> anyhow::Result<Daemon> {
+        let data_dir = config.server.data_dir.clone();
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let _ = std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let db_path = data_dir.join("confab.redb");
+        let store = Store::open(&db_path).with_context(|| format!("cannot open the store {}", db_path.display()))?;
+        let identity = tls::load_or_generate(&config.tls, &data_dir)?;
+        let fingerprint = identity.fingerprint();
+
+        let hub = Arc::new(Hub::new(store.clone(), config.limits.max_resume_events.into()));
+        let writer = Writer::start(store.database(), hub.clone());
+        let secret = store.jwt_secret()?;
+        let ctx = Arc::new(Context {
+            auth: auth::Auth::new(config.accounts.clone(), &secret),
+            limiters: Limiters::new(&config),
+            writer: writer.handle(),
+            store,
+            hub,
+            guests: Default::default(),
+            next_session: 1.into(),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            config,
+        });
+
+        let listener = tokio::net::TcpListener::bind(ctx.config.http.listen)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {} (in use? set --http)", ctx.config.http.listen))?;
+        let http_addr = listener.local_addr()?;
+        let endpoint = transport::quic::bind(&identity, &ctx.config)
+            .map_err(|e| anyhow::anyhow!("{e} (in use? set --quic)"))?;
+        let quic_addr = endpoint.local_addr()?;
+
+        let max_sessions = ctx.config.limits.max_sessions_per_listener as usize;
+        ctx.tracker.spawn(transport::http::serve(ctx.clone(), listener, Arc::new(Semaphore::new(max_sessions))));
+        ctx.tracker.spawn(transport::quic::serve(ctx.clone(), endpoint.clone(), Arc::new(Semaphore::new(max_sessions))));
+        Ok(Daemon { http_addr, quic_addr, fingerprint, ctx, writer, endpoint })
+    }
+
+    /// A token that, when cancelled, starts the same shutdown as
+    /// [`Daemon::shutdown`] would.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.ctx.shutdown.clone()
+    }
+
+    /// Waits until shutdown is requested through [`Daemon::shutdown_token`].
+    pub async fn wait_for_shutdown_request(&self) {
+        self.ctx.shutdown.cancelled().await
+    }
+
+    /// Graceful shutdown: stop accepting, tell every session to reconnect,
+    /// drain for up to `server.shutdown_grace_ms`, then finish pending writes
+    /// and close the store.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        self.ctx.shutdown.cancel();
+        self.ctx.tracker.close();
+        let grace = Duration::from_millis(self.ctx.config.server.shutdown_grace_ms);
+        if tokio::time::timeout(grace, self.ctx.tracker.wait()).await.is_err() {
+            tracing::warn!(remaining = self.ctx.tracker.len(), "sessions still open after the grace period");
+        }
+        self.endpoint.close(quinn::VarInt::from(confab_protocol::v1::CloseCode::ServerShutdown as u32), b"shutdown");
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+        self.writer.stop().await;
+        tracing::info!("stopped");
+    }
+}

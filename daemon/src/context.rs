@@ -1,0 +1,59 @@
+//! What every session shares: configuration, the store, the writer, the hub,
+//! credentials and rate limits. Built once by `Daemon::start` and passed
+//! explicitly; there is no global state.
+
+use std::{
+    net::IpAddr,
+    sync::{Arc, Mutex, atomic::AtomicU64},
+    time::{Duration, Instant},
+};
+
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    auth::{Auth, GuestNames},
+    config::Config,
+    hub::Hub,
+    ids::UserId,
+    rate_limit::RateLimiter,
+    store::{Store, WriterHandle},
+};
+
+pub struct Context {
+    pub config: Config,
+    pub store: Store,
+    pub writer: WriterHandle,
+    pub hub: Arc<Hub>,
+    pub auth: Auth,
+    pub guests: GuestNames,
+    pub limiters: Limiters,
+    pub next_session: AtomicU64,
+    /// Cancelled when the daemon shuts down.
+    pub shutdown: CancellationToken,
+    /// Every task the daemon runs.
+    pub tracker: TaskTracker,
+}
+
+pub struct Limiters {
+    pub logins: Mutex<RateLimiter<IpAddr>>,
+    pub sends: Mutex<RateLimiter<UserId>>,
+    pub guest_sends: Mutex<RateLimiter<UserId>>,
+    pub joins: Mutex<RateLimiter<UserId>>,
+}
+
+impl Limiters {
+    pub fn new(config: &Config) -> Self {
+        let r = &config.rate_limits;
+        Self {
+            logins: Mutex::new(RateLimiter::new(r.logins_per_address)),
+            sends: Mutex::new(RateLimiter::new(r.sends_per_user)),
+            guest_sends: Mutex::new(RateLimiter::new(r.sends_per_guest)),
+            joins: Mutex::new(RateLimiter::new(r.joins_per_user)),
+        }
+    }
+}
+
+/// Takes a token from `limiter` for `key`, or says how long to wait.
+pub fn check<K: Eq + std::hash::Hash + Clone>(limiter: &Mutex<RateLimiter<K>>, key: &K) -> Result<(), Duration> {
+    limiter.lock().expect("rate limiter lock").check(key, Instant::now())
+}

@@ -1,0 +1,253 @@
+//! Fan-out: which sessions follow which rooms, and delivery of committed
+//! events to them. Each event is encoded once per encoding and the bytes are
+//! shared by every subscriber.
+//!
+//! Invariant (no gap, no duplicate): for every room the hub knows the last
+//! sequence number it has published. `Resume` replays from the store only up
+//! to that point and subscribes in the same critical section; everything
+//! after it reaches the session through `publish`. The writer calls
+//! `prepare` before committing, so a room never has committed events the
+//! hub neither published nor knows to be in flight.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+};
+
+use bytes::Bytes;
+use confab_protocol::{Encoding, codec, resume, v1};
+
+use crate::{
+    convert,
+    ids::{Epoch, RoomId, Seq, UserId},
+    outbox::Outbox,
+    store::{AppendedEvent, EventKind, MembershipState, Store, StoreError},
+};
+
+/// Identifies one connection's session.
+pub type SessionId = u64;
+
+/// A session that receives room events.
+#[derive(Clone)]
+pub struct Subscriber {
+    pub id: SessionId,
+    pub user: UserId,
+    pub encoding: Encoding,
+    pub outbox: Arc<Outbox>,
+}
+
+struct SessionEntry {
+    subscriber: Subscriber,
+    rooms: HashSet<RoomId>,
+}
+
+#[derive(Default)]
+struct RoomEntry {
+    published_head: u64,
+    subscribers: HashSet<SessionId>,
+}
+
+#[derive(Default)]
+struct State {
+    sessions: HashMap<SessionId, SessionEntry>,
+    users: HashMap<UserId, HashSet<SessionId>>,
+    rooms: HashMap<RoomId, RoomEntry>,
+}
+
+pub struct Hub {
+    store: Store,
+    max_resume_events: u64,
+    state: Mutex<State>,
+}
+
+/// An event encoded lazily, once per encoding, for all its recipients.
+struct SharedEvent {
+    event: v1::ServerFrame,
+    proto: Option<Bytes>,
+    json: Option<Bytes>,
+}
+
+impl SharedEvent {
+    fn new(event: v1::RoomEvent) -> Self {
+        Self { event: push(v1::server_frame::Body::Event(event)), proto: None, json: None }
+    }
+
+    fn bytes(&mut self, encoding: Encoding) -> Bytes {
+        let slot = match encoding {
+            Encoding::Proto => &mut self.proto,
+            Encoding::Json => &mut self.json,
+        };
+        slot.get_or_insert_with(|| codec::encode(&self.event, encoding)).clone()
+    }
+}
+
+/// A push frame (request id 0).
+pub fn push(body: v1::server_frame::Body) -> v1::ServerFrame {
+    v1::ServerFrame { request_id: 0, body: Some(body) }
+}
+
+impl Hub {
+    pub fn new(store: Store, max_resume_events: u64) -> Self {
+        Self { store, max_resume_events, state: Mutex::new(State::default()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("hub lock")
+    }
+
+    /// Called by the writer before it commits events to `touched` rooms
+    /// (each with its head before the batch).
+    pub fn prepare(&self, touched: &[(RoomId, u64)]) {
+        let mut state = self.lock();
+        for &(room, head_before) in touched {
+            state.rooms.entry(room).or_insert_with(|| RoomEntry { published_head: head_before, ..Default::default() });
+        }
+    }
+
+    /// Delivers committed events, in order, to the sessions following them.
+    pub fn publish(&self, events: &[AppendedEvent]) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        for appended in events {
+            let mut shared = SharedEvent::new(convert::appended(appended));
+            let room = appended.room;
+            let kind = appended.record.kind.as_ref();
+            if matches!(kind, Some(EventKind::MemberJoined(_))) {
+                for id in state.users.get(&appended.sender.id).into_iter().flatten() {
+                    if let Some(session) = state.sessions.get_mut(id) {
+                        session.rooms.insert(room);
+                        state.rooms.entry(room).or_default().subscribers.insert(*id);
+                    }
+                }
+            }
+            let entry = state.rooms.entry(room).or_default();
+            entry.published_head = appended.seq;
+            for id in &entry.subscribers {
+                if let Some(session) = state.sessions.get(id) {
+                    let subscriber = &session.subscriber;
+                    subscriber.outbox.push(shared.bytes(subscriber.encoding));
+                }
+            }
+            match kind {
+                Some(EventKind::MemberInvited(invited)) => {
+                    // The invitee follows nothing here yet; tell it anyway.
+                    for id in state.users.get(&UserId(invited.invitee)).into_iter().flatten() {
+                        if !entry.subscribers.contains(id)
+                            && let Some(session) = state.sessions.get(id)
+                        {
+                            let subscriber = &session.subscriber;
+                            subscriber.outbox.push(shared.bytes(subscriber.encoding));
+                        }
+                    }
+                }
+                Some(EventKind::MemberLeft(_)) => {
+                    for id in state.users.get(&appended.sender.id).into_iter().flatten() {
+                        entry.subscribers.remove(id);
+                        if let Some(session) = state.sessions.get_mut(id) {
+                            session.rooms.remove(&room);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Starts (or restarts) delivery to `subscriber` from `positions`,
+    /// replaying what it missed. Answers one status per room.
+    pub fn resume(
+        &self,
+        subscriber: Subscriber,
+        positions: &[v1::RoomPosition],
+    ) -> Result<Vec<v1::RoomResumeStatus>, StoreError> {
+        let mut lookup = convert::UserLookup::new(&self.store);
+        let mut statuses = Vec::new();
+
+        // Memberships are read under the lock: a join published before it
+        // is in the store already, one published after it finds this
+        // session registered.
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let joined: Vec<RoomId> = self
+            .store
+            .user_rooms(subscriber.user)?
+            .into_iter()
+            .filter(|(_, state)| *state == MembershipState::Joined)
+            .map(|(room, _)| room)
+            .collect();
+        detach(state, subscriber.id);
+        state.users.entry(subscriber.user).or_default().insert(subscriber.id);
+        let mut following = HashSet::new();
+        for room in joined {
+            let Some(record) = self.store.room(room)? else { continue };
+            let entry = state
+                .rooms
+                .entry(room)
+                .or_insert_with(|| RoomEntry { published_head: record.head_seq, ..Default::default() });
+            let head = Seq(entry.published_head);
+            let position = positions
+                .iter()
+                .find(|p| p.room_id == room.0)
+                .map(|p| (Epoch(p.epoch), Seq(p.seq)));
+            let (outcome, replayed) = match resume::plan(position, Epoch(record.epoch), head, self.max_resume_events) {
+                resume::ResumePlan::Live => (v1::ResumeOutcome::Live, 0),
+                resume::ResumePlan::Reset => (v1::ResumeOutcome::Reset, 0),
+                resume::ResumePlan::Replay { after, head } => {
+                    let events = self.store.events(room, after.next(), head, usize::MAX, false)?;
+                    for (seq, event) in &events {
+                        let event = lookup.event(room.0, record.epoch, seq.0, event)?;
+                        let frame = push(v1::server_frame::Body::Event(event));
+                        subscriber.outbox.push(codec::encode(&frame, subscriber.encoding));
+                    }
+                    (v1::ResumeOutcome::Replayed, events.len() as u64)
+                }
+            };
+            entry.subscribers.insert(subscriber.id);
+            following.insert(room);
+            statuses.push(v1::RoomResumeStatus {
+                room_id: room.0,
+                epoch: record.epoch,
+                head_seq: head.0,
+                outcome: outcome as i32,
+                replayed,
+            });
+        }
+        for position in positions {
+            if !following.contains(&RoomId(position.room_id)) {
+                statuses.push(v1::RoomResumeStatus {
+                    room_id: position.room_id,
+                    outcome: v1::ResumeOutcome::Gone as i32,
+                    ..Default::default()
+                });
+            }
+        }
+        state.sessions.insert(subscriber.id, SessionEntry { subscriber, rooms: following });
+        Ok(statuses)
+    }
+
+    /// Stops all delivery to a session (it ended, or logged out).
+    pub fn remove(&self, session: SessionId) {
+        detach(&mut self.lock(), session);
+    }
+
+    /// Number of sessions receiving events.
+    pub fn subscribed_sessions(&self) -> usize {
+        self.lock().sessions.len()
+    }
+}
+
+fn detach(state: &mut State, session: SessionId) {
+    let Some(entry) = state.sessions.remove(&session) else { return };
+    for room in entry.rooms {
+        if let Some(room) = state.rooms.get_mut(&room) {
+            room.subscribers.remove(&session);
+        }
+    }
+    let user = entry.subscriber.user;
+    if let Some(sessions) = state.users.get_mut(&user) {
+        sessions.remove(&session);
+        if sessions.is_empty() {
+            state.users.remove(&user);
+        }
+    }
+}

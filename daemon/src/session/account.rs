@@ -1,0 +1,277 @@
+//! Account commands: Register, Login, Refresh, Logout, Authenticate,
+//! GuestLogin.
+
+use confab_protocol::{
+    session::Phase,
+    v1::{self, ErrorCode, server_frame::Body},
+};
+
+use super::{Identity, Session, internal, rate_limited};
+use crate::{
+    auth::{TokenError, refresh_token_hash, valid_name},
+    config::Registration,
+    context::check,
+    ids::UserId,
+    store::{OpOutput, Refusal, WriteOp, now_ms},
+};
+
+const MIN_PASSWORD: usize = 8;
+const MAX_PASSWORD: usize = 1024;
+const MAX_DEVICE_NAME: usize = 64;
+
+/// A refused write as the client sees it.
+pub(crate) fn refusal(refusal: Refusal) -> v1::Error {
+    let code = match &refusal {
+        Refusal::NameTaken(_) => ErrorCode::NameTaken,
+        Refusal::RoomNotFound => ErrorCode::RoomNotFound,
+        Refusal::UserNotFound => ErrorCode::UserNotFound,
+        Refusal::NotAMember => ErrorCode::NotAMember,
+        Refusal::AlreadyMember => ErrorCode::AlreadyMember,
+        Refusal::Forbidden(_) => ErrorCode::Forbidden,
+        Refusal::TxnConflict => ErrorCode::TxnConflict,
+        Refusal::TokenInvalid => ErrorCode::TokenInvalid,
+        Refusal::TokenExpired => ErrorCode::TokenExpired,
+        Refusal::TokenReused => ErrorCode::TokenReused,
+    };
+    v1::Error::new(code, refusal.to_string())
+}
+
+fn invalid(message: impl Into<String>) -> v1::Error {
+    v1::Error::new(ErrorCode::InvalidArgument, message)
+}
+
+fn check_name(field: &str, name: &str) -> Result<(), v1::Error> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "{field} must be 1 to 32 characters of a-z, 0-9, '_', '.' or '-', starting with a letter"
+        )))
+    }
+}
+
+impl Session {
+    fn limit_logins(&self) -> Result<(), v1::Error> {
+        check(&self.ctx.limiters.logins, &self.peer.ip()).map_err(|wait| rate_limited(wait, "login attempts"))
+    }
+
+    /// Runs argon2 (slow by design) off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&crate::auth::Auth) -> T + Send + 'static,
+    ) -> Result<T, v1::Error> {
+        let ctx = self.ctx.clone();
+        tokio::task::spawn_blocking(move || work(&ctx.auth))
+            .await
+            .map_err(|_| v1::Error::temporary(ErrorCode::Internal, "password hashing failed", 1000))
+    }
+
+    /// Marks the session as logged in and answers with fresh tokens.
+    fn logged_in(&mut self, identity: Identity, refresh_token: Option<(String, u64)>) -> Body {
+        let now = now_ms();
+        let (access_token, access_expires_at_ms) =
+            self.ctx.auth.access_token(identity.user, &identity.name, identity.guest, identity.family, now);
+        let (refresh_token, refresh_expires_at_ms) = refresh_token.unwrap_or_default();
+        let result = v1::AuthResult {
+            user: Some(v1::User { user_id: identity.user.0, name: identity.name.clone(), guest: identity.guest }),
+            access_token,
+            access_expires_at_ms,
+            refresh_token,
+            refresh_expires_at_ms,
+        };
+        tracing::Span::current().record("user_id", identity.user.0);
+        tracing::info!(guest = identity.guest, "logged in");
+        self.identity = Some(identity);
+        self.phase = Phase::Authenticated;
+        Body::Auth(result)
+    }
+
+    pub(super) async fn register(&mut self, register: v1::Register) -> Result<Body, v1::Error> {
+        if self.ctx.config.accounts.registration == Registration::Closed {
+            return Err(v1::Error::new(
+                ErrorCode::RegistrationClosed,
+                "registration is closed on this server; ask its operator for an account",
+            ));
+        }
+        check_name("username", &register.username)?;
+        if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&register.password.len()) {
+            return Err(invalid(format!("password must be {MIN_PASSWORD} to {MAX_PASSWORD} bytes")));
+        }
+        if register.device_name.len() > MAX_DEVICE_NAME {
+            return Err(invalid(format!("device_name must be at most {MAX_DEVICE_NAME} bytes")));
+        }
+        self.limit_logins()?;
+        if self.ctx.guests.is_held(&register.username) {
+            return Err(refusal(Refusal::NameTaken(register.username)));
+        }
+        let password = register.password;
+        let password_hash = self
+            .blocking(move |auth| auth.hash_password(&password))
+            .await?
+            .map_err(|_| v1::Error::temporary(ErrorCode::Internal, "password hashing failed", 1000))?;
+        let (refresh_token, grant) = self.ctx.auth.refresh_token(now_ms());
+        let expires = grant.expires_at_ms;
+        let name = register.username.to_lowercase();
+        let op = WriteOp::Register { name: name.clone(), password_hash, device_name: register.device_name, grant };
+        match self.ctx.writer.write(op).await.map_err(internal)?.map_err(refusal)? {
+            OpOutput::User { user, family } => {
+                let identity = Identity { user, name, guest: false, family };
+                Ok(self.logged_in(identity, Some((refresh_token, expires))))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub(super) async fn login(&mut self, login: v1::Login) -> Result<Body, v1::Error> {
+        self.limit_logins()?;
+        if login.password.len() > MAX_PASSWORD || login.device_name.len() > MAX_DEVICE_NAME {
+            return Err(invalid("password or device_name too long"));
+        }
+        let found = if valid_name(&login.username) {
+            self.ctx.store.user_by_name(&login.username).map_err(internal)?
+        } else {
+            None
+        };
+        let stored_hash = found.as_ref().map(|(_, record)| record.password_hash.clone());
+        let password = login.password;
+        let verified = self.blocking(move |auth| auth.verify_password(&password, stored_hash.as_deref())).await?;
+        let Some((user, record)) = found.filter(|_| verified) else {
+            return Err(v1::Error::new(ErrorCode::InvalidCredentials, "wrong username or password"));
+        };
+        if record.disabled {
+            return Err(v1::Error::new(ErrorCode::AccountDisabled, "this account is disabled"));
+        }
+        let (refresh_token, grant) = self.ctx.auth.refresh_token(now_ms());
+        let expires = grant.expires_at_ms;
+        let op = WriteOp::StartFamily { user, device_name: login.device_name, grant };
+        match self.ctx.writer.write(op).await.map_err(internal)?.map_err(refusal)? {
+            OpOutput::Family { family } => {
+                let identity = Identity { user, name: record.name, guest: false, family };
+                Ok(self.logged_in(identity, Some((refresh_token, expires))))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub(super) async fn refresh(&mut self, refresh: v1::Refresh) -> Result<Body, v1::Error> {
+        self.limit_logins()?;
+        if refresh.refresh_token.is_empty() || refresh.refresh_token.len() > 256 {
+            return Err(v1::Error::new(ErrorCode::TokenInvalid, "unknown or revoked refresh token"));
+        }
+        let now = now_ms();
+        let (new_token, grant) = self.ctx.auth.refresh_token(now);
+        let expires = grant.expires_at_ms;
+        let op = WriteOp::RotateRefresh { presented: refresh_token_hash(&refresh.refresh_token), grant };
+        let (user, family) = match self.ctx.writer.write(op).await.map_err(internal)?.map_err(refusal)? {
+            OpOutput::Rotated { user, family } => (user, family),
+            other => return Err(unexpected(other)),
+        };
+        let record = self.ctx.store.user(user).map_err(internal)?.unwrap_or_default();
+        let (access_token, access_expires_at_ms) = self.ctx.auth.access_token(user, &record.name, false, family, now);
+        Ok(Body::Auth(v1::AuthResult {
+            user: Some(v1::User { user_id: user.0, name: record.name, guest: false }),
+            access_token,
+            access_expires_at_ms,
+            refresh_token: new_token,
+            refresh_expires_at_ms: expires,
+        }))
+    }
+
+    pub(super) async fn logout(&mut self) -> Result<Body, v1::Error> {
+        let identity = self.identity()?;
+        if identity.family != 0 {
+            let op = WriteOp::RevokeFamily { family: identity.family };
+            self.ctx.writer.write(op).await.map_err(internal)?.map_err(refusal)?;
+        }
+        self.ctx.hub.remove(self.id);
+        if identity.guest {
+            self.ctx.guests.release(&identity.name, identity.user);
+        }
+        self.identity = None;
+        self.phase = Phase::Unauthenticated;
+        tracing::info!("logged out");
+        Ok(Body::Done(v1::Done {}))
+    }
+
+    pub(super) async fn authenticate(&mut self, authenticate: v1::Authenticate) -> Result<Body, v1::Error> {
+        let (user, claims) = self.ctx.auth.verify_access(&authenticate.access_token).map_err(|e| match e {
+            TokenError::Expired => {
+                v1::Error::new(ErrorCode::TokenExpired, "the access token expired; Refresh, then Authenticate again")
+            }
+            TokenError::Invalid => v1::Error::new(ErrorCode::TokenInvalid, "the access token is not valid"),
+        })?;
+        let revoked = || v1::Error::new(ErrorCode::TokenInvalid, "this login was revoked; log in again");
+        let Some(record) = self.ctx.store.user(user).map_err(internal)? else {
+            return Err(revoked());
+        };
+        if record.disabled {
+            return Err(v1::Error::new(ErrorCode::AccountDisabled, "this account is disabled"));
+        }
+        if record.is_guest() {
+            if !self.ctx.guests.claim(&record.name, user) {
+                return Err(refusal(Refusal::NameTaken(record.name)));
+            }
+        } else {
+            let family = self.ctx.store.token_family(claims.fam).map_err(internal)?;
+            if !family.is_some_and(|f| !f.revoked && f.user_id == user.0) {
+                return Err(revoked());
+            }
+        }
+        let guest = record.is_guest();
+        let identity = Identity { user, name: record.name, guest, family: claims.fam };
+        let body = self.logged_in(identity, None);
+        // Reconnecting clients keep their tokens: answer without new ones.
+        Ok(match body {
+            Body::Auth(result) => Body::Auth(v1::AuthResult {
+                access_token: String::new(),
+                access_expires_at_ms: 0,
+                ..result
+            }),
+            other => other,
+        })
+    }
+
+    pub(super) async fn guest_login(&mut self, guest: v1::GuestLogin) -> Result<Body, v1::Error> {
+        if !self.ctx.config.accounts.guests {
+            return Err(v1::Error::new(ErrorCode::GuestsDisabled, "this server does not admit guests; register instead"));
+        }
+        check_name("display_name", &guest.display_name)?;
+        self.limit_logins()?;
+        let taken = || refusal(Refusal::NameTaken(guest.display_name.clone()));
+        if self.ctx.guests.is_held(&guest.display_name)
+            || self.ctx.store.user_by_name(&guest.display_name).map_err(internal)?.is_some()
+        {
+            return Err(taken());
+        }
+        let op = WriteOp::CreateGuest { name: guest.display_name.clone() };
+        let user = match self.ctx.writer.write(op).await.map_err(internal)?.map_err(refusal)? {
+            OpOutput::User { user, .. } => user,
+            other => return Err(unexpected(other)),
+        };
+        // Another guest may have taken the name meanwhile; the account just
+        // created then stays unused.
+        if !self.ctx.guests.claim(&guest.display_name, user) {
+            return Err(taken());
+        }
+        let identity = Identity { user, name: guest.display_name, guest: true, family: 0 };
+        Ok(self.logged_in(identity, None))
+    }
+
+    /// A registered user or a connected guest, by name.
+    pub(crate) fn find_user(&self, name: &str) -> Result<UserId, v1::Error> {
+        let not_found = || v1::Error::new(ErrorCode::UserNotFound, format!("no user named {name:?}"));
+        if !valid_name(name) {
+            return Err(not_found());
+        }
+        if let Some((user, _)) = self.ctx.store.user_by_name(name).map_err(internal)? {
+            return Ok(user);
+        }
+        self.ctx.guests.holder(name).ok_or_else(not_found)
+    }
+}
+
+/// A write answered with an output that does not fit its operation: a bug.
+pub(crate) fn unexpected(output: OpOutput) -> v1::Error {
+    tracing::error!(?output, "unexpected write output");
+    v1::Error::new(ErrorCode::Internal, "internal error")
+}

@@ -1,0 +1,466 @@
+//! The write operations. Each runs inside the writer's batch transaction,
+//! checks everything it needs first and writes only once it has decided to
+//! succeed, so a refused operation leaves the batch untouched (the one
+//! exception, refresh-token reuse, writes the family's revocation on
+//! purpose).
+
+use redb::{ReadableTable as _, Table, WriteTransaction};
+use sha2::{Digest, Sha256};
+
+use super::{StoreError, records::*, tables::*, writer::Batch};
+use crate::ids::{RoomId, UserId};
+
+/// A refresh token to store: the SHA-256 of its value and its expiry.
+#[derive(Clone, Debug)]
+pub struct TokenGrant {
+    pub hash: [u8; 32],
+    pub expires_at_ms: u64,
+}
+
+/// One logical write.
+#[derive(Debug)]
+pub enum WriteOp {
+    /// Create a registered user and a first token family.
+    Register { name: String, password_hash: String, device_name: String, grant: TokenGrant },
+    /// Create a guest user (its name is held in memory, not here).
+    CreateGuest { name: String },
+    /// Start a token family for a login.
+    StartFamily { user: UserId, device_name: String, grant: TokenGrant },
+    /// Trade a refresh token for a new one in the same family.
+    RotateRefresh { presented: [u8; 32], grant: TokenGrant },
+    RevokeFamily { family: u64 },
+    CreateRoom { creator: UserId, name: String, kind: RoomKind },
+    Join { user: UserId, room: RoomId },
+    Leave { user: UserId, room: RoomId },
+    Invite { by: UserId, room: RoomId, invitee: UserId },
+    OpenDirect { user: UserId, peer: UserId },
+    Send { user: UserId, room: RoomId, txn_id: String, text: String },
+}
+
+/// What a successful operation produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OpOutput {
+    User { user: UserId, family: u64 },
+    Family { family: u64 },
+    Rotated { user: UserId, family: u64 },
+    Room { room: RoomId },
+    Sent { room: RoomId, epoch: u64, seq: u64, time_ms: u64, duplicate: bool },
+    Done,
+}
+
+/// Why an operation was refused. The session turns these into error frames.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the name {0:?} is taken")]
+    NameTaken(String),
+    #[error("no such room")]
+    RoomNotFound,
+    #[error("no such user")]
+    UserNotFound,
+    #[error("not a member of this room")]
+    NotAMember,
+    #[error("already a member of this room")]
+    AlreadyMember,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("this client transaction id was used for a different message")]
+    TxnConflict,
+    #[error("unknown or revoked refresh token")]
+    TokenInvalid,
+    #[error("the refresh token expired; log in again")]
+    TokenExpired,
+    #[error("this refresh token was used before; every session of this login is revoked, log in again")]
+    TokenReused,
+}
+
+/// An operation's outcome: refused, or done.
+pub type OpResult = Result<OpOutput, Refusal>;
+
+type Tbl<'t, K, V> = Table<'t, K, V>;
+
+impl WriteOp {
+    /// Applies the operation inside `batch`.
+    pub(super) fn apply(self, txn: &WriteTransaction, batch: &mut Batch) -> Result<OpResult, StoreError> {
+        let now = batch.now_ms;
+        Ok(match self {
+            WriteOp::Register { name, password_hash, device_name, grant } => {
+                let key = name.to_lowercase();
+                let mut names = txn.open_table(USER_NAMES)?;
+                if names.get(key.as_str())?.is_some() {
+                    return Ok(Err(Refusal::NameTaken(name)));
+                }
+                let user = next_id(txn, meta::NEXT_USER_ID)?;
+                names.insert(key.as_str(), user)?;
+                txn.open_table(USERS)?.insert(
+                    user,
+                    UserRecord {
+                        name: key,
+                        password_hash,
+                        kind: UserKind::Registered as i32,
+                        created_at_ms: now,
+                        disabled: false,
+                    },
+                )?;
+                let family = start_family(txn, UserId(user), device_name, &grant, now)?;
+                Ok(OpOutput::User { user: UserId(user), family })
+            }
+            WriteOp::CreateGuest { name } => {
+                let user = next_id(txn, meta::NEXT_USER_ID)?;
+                txn.open_table(USERS)?.insert(
+                    user,
+                    UserRecord {
+                        name,
+                        password_hash: String::new(),
+                        kind: UserKind::Guest as i32,
+                        created_at_ms: now,
+                        disabled: false,
+                    },
+                )?;
+                Ok(OpOutput::User { user: UserId(user), family: 0 })
+            }
+            WriteOp::StartFamily { user, device_name, grant } => {
+                let family = start_family(txn, user, device_name, &grant, now)?;
+                Ok(OpOutput::Family { family })
+            }
+            WriteOp::RotateRefresh { presented, grant } => rotate_refresh(txn, presented, grant, now)?,
+            WriteOp::RevokeFamily { family } => {
+                let mut families = txn.open_table(TOKEN_FAMILIES)?;
+                let record = families.get(family)?.map(|v| v.value());
+                if let Some(mut record) = record {
+                    record.revoked = true;
+                    families.insert(family, record)?;
+                }
+                Ok(OpOutput::Done)
+            }
+            WriteOp::CreateRoom { creator, name, kind } => create_room(txn, batch, creator, name, kind)?,
+            WriteOp::Join { user, room } => join(txn, batch, user, room)?,
+            WriteOp::Leave { user, room } => leave(txn, batch, user, room)?,
+            WriteOp::Invite { by, room, invitee } => invite(txn, batch, by, room, invitee)?,
+            WriteOp::OpenDirect { user, peer } => open_direct(txn, batch, user, peer)?,
+            WriteOp::Send { user, room, txn_id, text } => send(txn, batch, user, room, txn_id, text)?,
+        })
+    }
+}
+
+fn next_id(txn: &WriteTransaction, key: &str) -> Result<u64, StoreError> {
+    let mut meta_table = txn.open_table(META)?;
+    let next = meta_table.get(key)?.map(|v| super::read_u64(v.value())).unwrap_or(1);
+    meta_table.insert(key, (next + 1).to_be_bytes().as_slice())?;
+    Ok(next)
+}
+
+fn start_family(
+    txn: &WriteTransaction,
+    user: UserId,
+    device_name: String,
+    grant: &TokenGrant,
+    now: u64,
+) -> Result<u64, StoreError> {
+    let family = next_id(txn, meta::NEXT_TOKEN_FAMILY)?;
+    txn.open_table(TOKEN_FAMILIES)?.insert(
+        family,
+        TokenFamilyRecord { user_id: user.0, revoked: false, device_name, created_at_ms: now },
+    )?;
+    txn.open_table(REFRESH_TOKENS)?.insert(
+        &grant.hash,
+        RefreshTokenRecord { user_id: user.0, family, expires_at_ms: grant.expires_at_ms, used: false },
+    )?;
+    Ok(family)
+}
+
+fn rotate_refresh(
+    txn: &WriteTransaction,
+    presented: [u8; 32],
+    grant: TokenGrant,
+    now: u64,
+) -> Result<OpResult, StoreError> {
+    let mut tokens = txn.open_table(REFRESH_TOKENS)?;
+    let mut families = txn.open_table(TOKEN_FAMILIES)?;
+    let Some(mut token) = tokens.get(&presented)?.map(|v| v.value()) else {
+        return Ok(Err(Refusal::TokenInvalid));
+    };
+    let Some(mut family) = families.get(token.family)?.map(|v| v.value()) else {
+        return Ok(Err(Refusal::TokenInvalid));
+    };
+    if family.revoked {
+        return Ok(Err(Refusal::TokenInvalid));
+    }
+    if token.used {
+        // Someone replayed a spent token: whoever holds the family is not
+        // to be trusted any more. This write is the point of the refusal.
+        family.revoked = true;
+        families.insert(token.family, family)?;
+        return Ok(Err(Refusal::TokenReused));
+    }
+    if token.expires_at_ms <= now {
+        return Ok(Err(Refusal::TokenExpired));
+    }
+    let users = txn.open_table(USERS)?;
+    if users.get(token.user_id)?.map(|u| u.value().disabled).unwrap_or(true) {
+        return Ok(Err(Refusal::TokenInvalid));
+    }
+    token.used = true;
+    let (user, family_id) = (token.user_id, token.family);
+    tokens.insert(&presented, token)?;
+    tokens.insert(
+        &grant.hash,
+        RefreshTokenRecord { user_id: user, family: family_id, expires_at_ms: grant.expires_at_ms, used: false },
+    )?;
+    Ok(Ok(OpOutput::Rotated { user: UserId(user), family: family_id }))
+}
+
+fn user_record(txn: &WriteTransaction, user: UserId) -> Result<Option<UserRecord>, StoreError> {
+    Ok(txn.open_table(USERS)?.get(user.0)?.map(|v| v.value()))
+}
+
+fn create_room(
+    txn: &WriteTransaction,
+    batch: &mut Batch,
+    creator: UserId,
+    name: String,
+    kind: RoomKind,
+) -> Result<OpResult, StoreError> {
+    let key = name.to_lowercase();
+    let mut names = txn.open_table(ROOM_NAMES)?;
+    if names.get(key.as_str())?.is_some() {
+        return Ok(Err(Refusal::NameTaken(name)));
+    }
+    let is_guest = user_record(txn, creator)?.map(|u| u.is_guest()).unwrap_or(true);
+    if is_guest && kind != RoomKind::Public {
+        return Ok(Err(Refusal::Forbidden("guests can only create public rooms")));
+    }
+    let room = RoomId(next_id(txn, meta::NEXT_ROOM_ID)?);
+    names.insert(key.as_str(), room.0)?;
+    drop(names);
+    let mut rooms = txn.open_table(ROOMS)?;
+    rooms.insert(
+        room.0,
+        RoomRecord {
+            name: key.clone(),
+            kind: kind as i32,
+            epoch: 1,
+            head_seq: 0,
+            created_at_ms: batch.now_ms,
+            creator: creator.0,
+            joined_count: 0,
+        },
+    )?;
+    drop(rooms);
+    batch.append(txn, room, creator, EventKind::RoomCreated(RoomCreated { name: key, kind: kind as i32 }))?;
+    set_membership(txn, batch, room, creator, MembershipState::Joined, Role::Owner)?;
+    Ok(Ok(OpOutput::Room { room }))
+}
+
+/// Appends the event that changes `user`'s membership and records it.
+fn set_membership(
+    txn: &WriteTransaction,
+    batch: &mut Batch,
+    room: RoomId,
+    user: UserId,
+    state: MembershipState,
+    role: Role,
+) -> Result<(), StoreError> {
+    let kind = match state {
+        MembershipState::Joined => EventKind::MemberJoined(Empty {}),
+        MembershipState::Invited => unreachable!("invitations go through `invite`"),
+    };
+    let seq = batch.append(txn, room, user, kind)?;
+    write_membership(txn, room, user, MembershipRecord { state: state as i32, role: role as i32, since_seq: seq })?;
+    adjust_joined(txn, room, 1)
+}
+
+fn write_membership(
+    txn: &WriteTransaction,
+    room: RoomId,
+    user: UserId,
+    record: MembershipRecord,
+) -> Result<(), StoreError> {
+    let state = record.state;
+    txn.open_table(MEMBERSHIPS)?.insert((room.0, user.0), record)?;
+    txn.open_table(USER_ROOMS)?.insert((user.0, room.0), state)?;
+    Ok(())
+}
+
+fn adjust_joined(txn: &WriteTransaction, room: RoomId, delta: i32) -> Result<(), StoreError> {
+    let mut rooms = txn.open_table(ROOMS)?;
+    let record = rooms.get(room.0)?.map(|v| v.value());
+    if let Some(mut record) = record {
+        record.joined_count = record.joined_count.saturating_add_signed(delta);
+        rooms.insert(room.0, record)?;
+    }
+    Ok(())
+}
+
+fn membership(
+    table: &Tbl<'_, (u64, u64), Record<MembershipRecord>>,
+    room: RoomId,
+    user: UserId,
+) -> Result<Option<MembershipRecord>, StoreError> {
+    Ok(table.get((room.0, user.0))?.map(|v| v.value()))
+}
+
+fn room_record(txn: &WriteTransaction, room: RoomId) -> Result<Option<RoomRecord>, StoreError> {
+    Ok(txn.open_table(ROOMS)?.get(room.0)?.map(|v| v.value()))
+}
+
+fn join(txn: &WriteTransaction, batch: &mut Batch, user: UserId, room: RoomId) -> Result<OpResult, StoreError> {
+    let Some(record) = room_record(txn, room)? else {
+        return Ok(Err(Refusal::RoomNotFound));
+    };
+    let current = membership(&txn.open_table(MEMBERSHIPS)?, room, user)?;
+    if current.as_ref().is_some_and(|m| m.is_joined()) {
+        return Ok(Ok(OpOutput::Room { room }));
+    }
+    let invited = current.is_some();
+    match record.kind() {
+        RoomKind::Public => {}
+        RoomKind::Private if invited => {}
+        RoomKind::Private | RoomKind::Direct => return Ok(Err(Refusal::RoomNotFound)),
+    }
+    set_membership(txn, batch, room, user, MembershipState::Joined, Role::Member)?;
+    Ok(Ok(OpOutput::Room { room }))
+}
+
+fn leave(txn: &WriteTransaction, batch: &mut Batch, user: UserId, room: RoomId) -> Result<OpResult, StoreError> {
+    let Some(record) = room_record(txn, room)? else {
+        return Ok(Err(Refusal::RoomNotFound));
+    };
+    let Some(current) = membership(&txn.open_table(MEMBERSHIPS)?, room, user)? else {
+        return Ok(Err(if record.kind() == RoomKind::Public { Refusal::NotAMember } else { Refusal::RoomNotFound }));
+    };
+    batch.append(txn, room, user, EventKind::MemberLeft(Empty {}))?;
+    txn.open_table(MEMBERSHIPS)?.remove((room.0, user.0))?;
+    txn.open_table(USER_ROOMS)?.remove((user.0, room.0))?;
+    if current.is_joined() {
+        adjust_joined(txn, room, -1)?;
+    }
+    Ok(Ok(OpOutput::Done))
+}
+
+fn invite(
+    txn: &WriteTransaction,
+    batch: &mut Batch,
+    by: UserId,
+    room: RoomId,
+    invitee: UserId,
+) -> Result<OpResult, StoreError> {
+    let Some(record) = room_record(txn, room)? else {
+        return Ok(Err(Refusal::RoomNotFound));
+    };
+    let memberships = txn.open_table(MEMBERSHIPS)?;
+    let inviter = membership(&memberships, room, by)?;
+    if !inviter.as_ref().is_some_and(|m| m.is_joined()) {
+        return Ok(Err(if record.kind() == RoomKind::Public { Refusal::NotAMember } else { Refusal::RoomNotFound }));
+    }
+    if record.kind() == RoomKind::Direct {
+        return Ok(Err(Refusal::Forbidden("direct conversations have exactly two members")));
+    }
+    let Some(invitee_record) = user_record(txn, invitee)? else {
+        return Ok(Err(Refusal::UserNotFound));
+    };
+    if invitee_record.is_guest() && record.kind() != RoomKind::Public {
+        return Ok(Err(Refusal::Forbidden("guests cannot be invited to private rooms")));
+    }
+    if membership(&memberships, room, invitee)?.is_some() {
+        return Ok(Err(Refusal::AlreadyMember));
+    }
+    drop(memberships);
+    let seq = batch.append(txn, room, by, EventKind::MemberInvited(MemberInvited { invitee: invitee.0 }))?;
+    write_membership(
+        txn,
+        room,
+        invitee,
+        MembershipRecord { state: MembershipState::Invited as i32, role: Role::Member as i32, since_seq: seq },
+    )?;
+    Ok(Ok(OpOutput::Done))
+}
+
+fn open_direct(
+    txn: &WriteTransaction,
+    batch: &mut Batch,
+    user: UserId,
+    peer: UserId,
+) -> Result<OpResult, StoreError> {
+    if user == peer {
+        return Ok(Err(Refusal::Forbidden("a direct conversation needs another user")));
+    }
+    let Some(peer_record) = user_record(txn, peer)? else {
+        return Ok(Err(Refusal::UserNotFound));
+    };
+    let me_guest = user_record(txn, user)?.map(|u| u.is_guest()).unwrap_or(true);
+    if peer_record.is_guest() || me_guest {
+        return Ok(Err(Refusal::Forbidden("guests cannot have direct conversations")));
+    }
+    let pair = (user.0.min(peer.0), user.0.max(peer.0));
+    let existing = txn.open_table(DIRECT_ROOMS)?.get(pair)?.map(|v| v.value());
+    if let Some(room) = existing.map(RoomId) {
+        let joined = membership(&txn.open_table(MEMBERSHIPS)?, room, user)?.is_some_and(|m| m.is_joined());
+        if !joined {
+            set_membership(txn, batch, room, user, MembershipState::Joined, Role::Member)?;
+        }
+        return Ok(Ok(OpOutput::Room { room }));
+    }
+    let room = RoomId(next_id(txn, meta::NEXT_ROOM_ID)?);
+    txn.open_table(DIRECT_ROOMS)?.insert(pair, room.0)?;
+    txn.open_table(ROOMS)?.insert(
+        room.0,
+        RoomRecord {
+            name: String::new(),
+            kind: RoomKind::Direct as i32,
+            epoch: 1,
+            head_seq: 0,
+            created_at_ms: batch.now_ms,
+            creator: user.0,
+            joined_count: 0,
+        },
+    )?;
+    batch.append(
+        txn,
+        room,
+        user,
+        EventKind::RoomCreated(RoomCreated { name: String::new(), kind: RoomKind::Direct as i32 }),
+    )?;
+    set_membership(txn, batch, room, user, MembershipState::Joined, Role::Owner)?;
+    set_membership(txn, batch, room, peer, MembershipState::Joined, Role::Owner)?;
+    Ok(Ok(OpOutput::Room { room }))
+}
+
+fn send(
+    txn: &WriteTransaction,
+    batch: &mut Batch,
+    user: UserId,
+    room: RoomId,
+    txn_id: String,
+    text: String,
+) -> Result<OpResult, StoreError> {
+    let digest = Sha256::digest(text.as_bytes()).to_vec();
+    let mut txns = txn.open_table(TXNS)?;
+    if let Some(claimed) = txns.get((user.0, txn_id.as_str()))?.map(|v| v.value()) {
+        if claimed.room_id != room.0 || claimed.text_digest != digest {
+            return Ok(Err(Refusal::TxnConflict));
+        }
+        let epoch = room_record(txn, room)?.map(|r| r.epoch).unwrap_or(1);
+        return Ok(Ok(OpOutput::Sent {
+            room,
+            epoch,
+            seq: claimed.seq,
+            time_ms: claimed.time_ms,
+            duplicate: true,
+        }));
+    }
+    let Some(record) = room_record(txn, room)? else {
+        return Ok(Err(Refusal::RoomNotFound));
+    };
+    let joined = membership(&txn.open_table(MEMBERSHIPS)?, room, user)?.is_some_and(|m| m.is_joined());
+    if !joined {
+        return Ok(Err(if record.kind() == RoomKind::Public { Refusal::NotAMember } else { Refusal::RoomNotFound }));
+    }
+    let kind = EventKind::Message(MessageBody { text, client_txn_id: txn_id.clone() });
+    let seq = batch.append(txn, room, user, kind)?;
+    let time_ms = batch.now_ms;
+    txns.insert(
+        (user.0, txn_id.as_str()),
+        TxnRecord { room_id: room.0, seq, time_ms, text_digest: digest },
+    )?;
+    Ok(Ok(OpOutput::Sent { room, epoch: record.epoch, seq, time_ms, duplicate: false }))
+}
