@@ -239,7 +239,7 @@ impl Config {
             ("rate_limits.sends_per_guest", self.rate_limits.sends_per_guest),
             ("rate_limits.joins_per_user", self.rate_limits.joins_per_user),
         ] {
-            if !(rate.per_second > 0.0) || rate.burst == 0 {
+            if !rate.per_second.is_finite() || rate.per_second <= 0.0 || rate.burst == 0 {
                 return invalid(key, "needs per_second > 0 and burst >= 1");
             }
         }

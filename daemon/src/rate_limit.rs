@@ -69,6 +69,8 @@ mod tests {
         assert_eq!(wait, Duration::from_millis(500));
         assert!(limiter.check(&"b", t0).is_ok(), "keys are independent");
         assert!(limiter.check(&"a", t0 + Duration::from_millis(499)).is_err());
+        // One second refills two tokens.
+        assert!(limiter.check(&"a", t0 + Duration::from_millis(1000)).is_ok());
         assert!(limiter.check(&"a", t0 + Duration::from_millis(1000)).is_ok());
         assert!(limiter.check(&"a", t0 + Duration::from_millis(1000)).is_err());
     }

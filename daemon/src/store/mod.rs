@@ -12,7 +12,7 @@ use std::{path::Path, sync::Arc};
 
 use redb::{Database, ReadableDatabase as _, ReadableTable as _};
 
-pub use ops::{OpOutput, Refusal, TokenGrant, WriteOp};
+pub use ops::{OpOutput, OpResult, Refusal, TokenGrant, WriteOp};
 pub use records::*;
 pub use writer::{AppendedEvent, UserSummary, Writer, WriterHandle, now_ms};
 
@@ -221,3 +221,6 @@ impl Store {
 fn read_u64(bytes: &[u8]) -> u64 {
     bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests;
