@@ -28,6 +28,9 @@ fn main() {
         .register_descriptors(&descriptors.encode_to_vec())
         .expect("register descriptors")
         .ignore_unknown_fields()
+        // As protobuf JSON parsers do when ignoring unknown fields: an enum
+        // name from a newer version reads as the zero value.
+        .ignore_unknown_enum_variants()
         .build(&[".confab.v1"])
         .expect("pbjson generates the JSON mapping");
 }

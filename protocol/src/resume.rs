@@ -91,12 +91,20 @@ impl Positions {
     }
 
     /// Applies the server's answer to a `Resume`.
+    ///
+    /// Live events may arrive before the answer (the server subscribes the
+    /// session before it replies), so a position is only ever moved forward
+    /// within an epoch.
     pub fn apply(&mut self, status: &v1::RoomResumeStatus) {
         let room = RoomId(status.room_id);
         match v1::ResumeOutcome::try_from(status.outcome) {
             Ok(v1::ResumeOutcome::Gone) => self.forget(room),
             Ok(v1::ResumeOutcome::Live | v1::ResumeOutcome::Reset) => {
-                self.set(room, Epoch(status.epoch), Seq(status.head_seq))
+                let (epoch, head) = (Epoch(status.epoch), Seq(status.head_seq));
+                match self.get(room) {
+                    Some((known, seen)) if known == epoch && seen >= head => {}
+                    _ => self.set(room, epoch, head),
+                }
             }
             // Replayed events were observed one by one already.
             Ok(v1::ResumeOutcome::Replayed) | Err(_) => {}
@@ -166,5 +174,22 @@ mod tests {
         assert_eq!(p.get(RoomId(1)), Some((Epoch(1), Seq(50))));
         assert_eq!(p.get(RoomId(2)), None);
         assert_eq!(p.get(RoomId(3)), Some((Epoch(1), Seq(50))));
+    }
+
+    #[test]
+    fn live_events_seen_before_the_resume_answer_are_not_undone() {
+        let mut p = Positions::default();
+        assert_eq!(p.observe(&event(1, 1, 51)), Observation::First);
+        assert_eq!(p.observe(&event(1, 1, 52)), Observation::Next);
+        let status = v1::RoomResumeStatus {
+            room_id: 1,
+            epoch: 1,
+            head_seq: 50,
+            outcome: v1::ResumeOutcome::Live as i32,
+            replayed: 0,
+        };
+        p.apply(&status);
+        assert_eq!(p.get(RoomId(1)), Some((Epoch(1), Seq(52))));
+        assert_eq!(p.observe(&event(1, 1, 53)), Observation::Next);
     }
 }

@@ -3,10 +3,12 @@
 //! driver applies them.
 //!
 //! ```text
-//! AwaitingHello --Hello--> Unauthenticated --Register|Login|Refresh|
+//! AwaitingHello --Hello--> Unauthenticated --Register|Login|
 //!                                            Authenticate|GuestLogin--> Authenticated
 //! Authenticated --Logout--> Unauthenticated
 //! ```
+//!
+//! `Ping` and `Refresh` are allowed in both later phases and change nothing.
 
 use crate::v1::{self, ErrorCode, client_frame::Command};
 

@@ -126,6 +126,9 @@ impl Session {
                             ));
                         }
                         Inbound::Malformed(why) => self.send_error(0, v1::Error::new(ErrorCode::BadFrame, why)),
+                        Inbound::Unframeable(why) => {
+                            self.close(v1::CloseCode::ProtocolViolation, format!("cannot read frames: {why}"));
+                        }
                         Inbound::Closed => break,
                     }
                 }
@@ -263,8 +266,10 @@ impl Session {
         let mut negotiated = match negotiate(&hello, &offer) {
             Ok(negotiated) => negotiated,
             Err(close) => {
-                self.outbox.close(close.clone());
-                return Err(v1::Error::new(ErrorCode::WrongState, close.reason));
+                // The Close frame is the answer; no reply follows it.
+                let reason = close.reason.clone();
+                self.outbox.close(close);
+                return Err(v1::Error::new(ErrorCode::Unspecified, reason));
             }
         };
         if !self.ctx.config.accounts.guests {

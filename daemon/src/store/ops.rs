@@ -396,7 +396,7 @@ fn open_direct(
     if let Some(room) = existing.map(RoomId) {
         let joined = membership(&txn.open_table(MEMBERSHIPS)?, room, user)?.is_some_and(|m| m.is_joined());
         if !joined {
-            set_membership(txn, batch, room, user, MembershipState::Joined, Role::Member)?;
+            set_membership(txn, batch, room, user, MembershipState::Joined, Role::Owner)?;
         }
         return Ok(Ok(OpOutput::Room { room }));
     }

@@ -24,6 +24,9 @@ pub enum Inbound {
     Frame(Bytes),
     /// A frame over the current limit: close with FRAME_TOO_LARGE.
     TooLarge { len: u64, max: usize },
+    /// The byte stream cannot be split into frames any more (a bad length
+    /// prefix): close with PROTOCOL_VIOLATION.
+    Unframeable(String),
     /// Bytes that are not a frame of this encoding (a binary WebSocket
     /// message on a JSON session, a bad length prefix): answer BAD_FRAME.
     Malformed(String),
@@ -76,7 +79,7 @@ impl FrameReader {
                     }
                     Ok(None) => {}
                     Err(codec::FrameError::TooLarge { len, max }) => return Inbound::TooLarge { len, max },
-                    Err(e) => return Inbound::Malformed(e.to_string()),
+                    Err(e) => return Inbound::Unframeable(e.to_string()),
                 }
                 buffer.reserve(4096);
                 match stream.read_buf(buffer).await {
