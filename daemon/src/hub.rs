@@ -112,7 +112,9 @@ impl Hub {
             let mut shared = SharedEvent::new(convert::appended(appended));
             let room = appended.room;
             let kind = appended.record.kind.as_ref();
-            if matches!(kind, Some(EventKind::MemberJoined(_))) {
+            // A member's sessions follow a room from their join on; its
+            // creator's from the creation (it joins in the same write).
+            if matches!(kind, Some(EventKind::MemberJoined(_) | EventKind::RoomCreated(_))) {
                 for id in state.users.get(&appended.sender.id).into_iter().flatten() {
                     if let Some(session) = state.sessions.get_mut(id) {
                         session.rooms.insert(room);

@@ -91,3 +91,75 @@ pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
+
+use confab_sdk::{Client, ClientOptions, Encoding, Trust, v1};
+
+impl TestDaemon {
+    /// Client options that trust this daemon's certificate.
+    pub fn options(&self, wire: Wire) -> ClientOptions {
+        ClientOptions {
+            encoding: if wire == Wire::WsJson { Encoding::Json } else { Encoding::Proto },
+            trust: Trust::Fingerprint(self.fingerprint().parse().expect("fingerprint")),
+            request_timeout: Some(Duration::from_secs(20)),
+            ..ClientOptions::default()
+        }
+    }
+
+    /// A connected client that has not logged in.
+    pub async fn client(&self, wire: Wire) -> Client {
+        Client::connect(&self.url(wire), self.options(wire)).await.expect("client connects")
+    }
+
+    /// A client registered (and logged in) as `name`.
+    pub async fn user(&self, wire: Wire, name: &str) -> Client {
+        let client = self.client(wire).await;
+        client.register(name, "correct horse battery").await.expect("registers");
+        client
+    }
+
+    /// A raw connection that said Hello.
+    pub async fn raw(&self, wire: Wire) -> confab_sdk::raw::RawConnection {
+        let mut raw = confab_sdk::raw::RawConnection::connect(&self.url(wire), &self.options(wire))
+            .await
+            .expect("raw connection");
+        raw.hello("tests").await.expect("hello");
+        raw
+    }
+
+    /// Restarts on the same ports, so clients can reconnect.
+    pub async fn restart_in_place(&mut self) {
+        let daemon = self.daemon.as_ref().expect("running");
+        self.config.http.listen = daemon.http_addr;
+        self.config.quic.listen = daemon.quic_addr;
+        self.restart().await;
+    }
+}
+
+/// The error code of a failed request.
+pub fn code(result: Result<impl std::fmt::Debug, confab_sdk::Error>) -> v1::ErrorCode {
+    match result {
+        Err(confab_sdk::Error::Server(error)) => v1::ErrorCode::try_from(error.code).expect("known code"),
+        other => panic!("expected a server error, got {other:?}"),
+    }
+}
+
+/// The next room event, skipping connection notices.
+pub async fn next_room_event(client: &Client) -> v1::RoomEvent {
+    within("a room event", async {
+        loop {
+            match client.next_event().await.expect("event stream open") {
+                confab_sdk::Event::Room(event) => return event,
+                _ => continue,
+            }
+        }
+    })
+    .await
+}
+
+/// The text of a message event, or None for other kinds.
+pub fn text_of(event: &v1::RoomEvent) -> Option<&str> {
+    match &event.kind {
+        Some(v1::room_event::Kind::Message(message)) => Some(&message.text),
+        _ => None,
+    }
+}
