@@ -102,6 +102,9 @@ impl Session {
         let mut pending: FuturesUnordered<Pin<Box<dyn Future<Output = v1::ServerFrame> + Send>>> =
             FuturesUnordered::new();
         let shutdown = self.ctx.shutdown.clone();
+        // Cleared once the inbound side is unusable (closing for a framing
+        // error): nothing more is read while the Close goes out.
+        let mut reading = true;
         loop {
             let deadline = if self.phase == Phase::AwaitingHello {
                 liveness.next_deadline().min(handshake_deadline)
@@ -110,7 +113,7 @@ impl Session {
             };
             let max = self.max_frame_bytes();
             tokio::select! {
-                inbound = reader.next(max) => {
+                inbound = reader.next(max), if reading => {
                     liveness.on_received(Instant::now());
                     match inbound {
                         Inbound::Frame(payload) => {
@@ -119,6 +122,7 @@ impl Session {
                             }
                         }
                         Inbound::TooLarge { len, max } => {
+                            reading = false;
                             self.close(v1::CloseCode::FrameTooLarge, format!(
                                 "frame of {} exceeds the limit of {max} bytes{}",
                                 if len > 0 { format!("{len} bytes") } else { "more bytes".into() },
@@ -127,6 +131,7 @@ impl Session {
                         }
                         Inbound::Malformed(why) => self.send_error(0, v1::Error::new(ErrorCode::BadFrame, why)),
                         Inbound::Unframeable(why) => {
+                            reading = false;
                             self.close(v1::CloseCode::ProtocolViolation, format!("cannot read frames: {why}"));
                         }
                         Inbound::Closed => break,

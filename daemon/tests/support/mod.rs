@@ -131,7 +131,23 @@ impl TestDaemon {
         let daemon = self.daemon.as_ref().expect("running");
         self.config.http.listen = daemon.http_addr;
         self.config.quic.listen = daemon.quic_addr;
-        self.restart().await;
+        self.stop().await;
+        // quinn releases the UDP socket from its endpoint driver task a
+        // moment after the endpoint is dropped; a new process would not
+        // wait, this in-process restart may have to.
+        for _ in 0..100 {
+            match Daemon::start(self.config.clone()).await {
+                Ok(daemon) => {
+                    self.daemon = Some(daemon);
+                    return;
+                }
+                Err(error) if error.to_string().contains("in use") => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(error) => panic!("daemon restarts: {error:#}"),
+            }
+        }
+        panic!("the ports were not released within 2 s");
     }
 }
 

@@ -1,0 +1,435 @@
+//! What each CLI command does: connect (trusting the server's certificate
+//! per the profile), authenticate with the stored tokens where needed, make
+//! the request, print the result, and keep the profile up to date.
+
+use std::{
+    io::{BufRead as _, IsTerminal as _},
+    path::PathBuf,
+};
+
+use anyhow::{Context as _, anyhow, bail};
+use confab_sdk::{
+    Client, ClientOptions, Encoding, Error, Event, Fingerprint, ReconnectPolicy, RoomId, Seq, ServerUrl, Trust, v1,
+};
+
+use crate::{
+    output::Output,
+    profile::{Profile, ProfileDir, StoredLogin},
+};
+
+/// A CLI command, parsed.
+#[derive(Clone, Debug)]
+pub enum Command {
+    Register { username: String, password_stdin: bool },
+    Login { username: String, password_stdin: bool },
+    Guest { name: String },
+    Logout,
+    Rooms { directory: bool },
+    Create { room: String, private: bool },
+    Join { room: String },
+    Leave { room: String },
+    Invite { room: String, username: String },
+    Members { room: String },
+    Dm { username: String },
+    Send { room: String, text: String },
+    History { room: String, limit: u32, before: Option<u64>, after: Option<u64> },
+    Tail { room: String },
+}
+
+/// Everything a command needs besides its arguments.
+pub struct Context {
+    pub server: String,
+    pub profile_dir: ProfileDir,
+    pub profile: Profile,
+    pub output: Output,
+    pub encoding: Encoding,
+    /// `--fingerprint`: trust exactly this certificate (and remember it).
+    pub fingerprint: Option<Fingerprint>,
+    /// `--ca`: trust certificates issued by these CAs.
+    pub ca: Option<PathBuf>,
+}
+
+pub async fn run(ctx: &mut Context, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Register { username, password_stdin } => {
+            let password = read_password(password_stdin, true)?;
+            let client = connect(ctx, false, one_shot()).await?;
+            let result = client.register(&username, &password).await?;
+            remember_login(ctx, &client, &username, false)?;
+            ctx.output.logged_in(&result);
+            client.close().await;
+        }
+        Command::Login { username, password_stdin } => {
+            let password = read_password(password_stdin, false)?;
+            let client = connect(ctx, false, one_shot()).await?;
+            let result = client.login(&username, &password).await?;
+            remember_login(ctx, &client, &username, false)?;
+            ctx.output.logged_in(&result);
+            client.close().await;
+        }
+        Command::Guest { name } => {
+            let client = connect(ctx, false, one_shot()).await?;
+            let result = client.guest(&name).await?;
+            let shown = result.user.as_ref().map_or(name.clone(), |u| u.name.clone());
+            remember_login(ctx, &client, &shown, true)?;
+            ctx.output.logged_in(&result);
+            client.close().await;
+        }
+        Command::Logout => logout(ctx).await?,
+        Command::Rooms { directory } => {
+            let client = connect_authenticated(ctx, false, one_shot()).await?;
+            let scope = if directory { v1::RoomScope::Directory } else { v1::RoomScope::Mine };
+            let rooms = client.list_rooms(scope).await?;
+            ctx.output.rooms(&rooms);
+            finish(ctx, client).await?;
+        }
+        Command::Create { room, private } => {
+            let client = connect_authenticated(ctx, false, one_shot()).await?;
+            let kind = if private { v1::RoomKind::Private } else { v1::RoomKind::Public };
+            let info = client.create_room(room_name(&room), kind).await?;
+            ctx.output.room("created", &info);
+            finish(ctx, client).await?;
+        }
+        Command::Join { room } => {
+            let client = connect_authenticated(ctx, false, one_shot()).await?;
+            let info = client.join(room_name(&room)).await?;
+            ctx.output.room("joined", &info);
+            finish(ctx, client).await?;
+        }
+        Command::Leave { room } => {
+            let client = connect_authenticated(ctx, false, one_shot()).await?;
+            let name = room_name(&room);
+            client.leave(name).await?;
+            ctx.output.done("left", || format!("Left #{name}."));
+            finish(ctx, client).await?;
+        }
+        Command::Invite { room, username } => {
+            let client = connect_authenticated(ctx, false, one_shot()).await?;
+            let name = room_name(&room);
+            client.invite(name, &username).await?;
+            ctx.output.done("invited", || format!("Invited {username} to #{name}."));
+            finish(ctx, client).await?;
+        }
+        Command::Members { room } => {
+            let client = connect_authenticated(ctx, false, one_shot()).await?;
+            let members = client.members(room_name(&room)).await?;
+            ctx.output.members(&members);
+            finish(ctx, client).await?;
+        }
+        Command::Dm { username } => {
+            let client = connect_authenticated(ctx, false, one_shot()).await?;
+            let info = client.open_direct(&username).await?;
+            ctx.output.room("opened", &info);
+            finish(ctx, client).await?;
+        }
+        Command::Send { room, text } => {
+            if text.trim().is_empty() {
+                bail!("nothing to send: give the message text after the room");
+            }
+            let client = connect_authenticated(ctx, false, one_shot()).await?;
+            let name = room_name(&room);
+            let result = client.send(name, &text).await?;
+            ctx.output.sent(name, &result);
+            finish(ctx, client).await?;
+        }
+        Command::History { room, limit, before, after } => {
+            let client = connect_authenticated(ctx, false, one_shot()).await?;
+            let name = room_name(&room);
+            let (direction, anchor) = match (before, after) {
+                (_, Some(after)) => (v1::HistoryDirection::Forward, after),
+                (before, None) => (v1::HistoryDirection::Backward, before.unwrap_or(0)),
+            };
+            let page = client.history(name, direction, Seq(anchor), limit).await?;
+            for event in &page.events {
+                ctx.output.event(name, event);
+            }
+            if page.has_more && !ctx.output.json {
+                let hint = match (direction, page.events.first(), page.events.last()) {
+                    (v1::HistoryDirection::Forward, _, Some(last)) => format!("--after {}", last.seq),
+                    (_, Some(first), _) => format!("--before {}", first.seq),
+                    _ => String::new(),
+                };
+                ctx.output.notice(format!("more history: {hint}"));
+            }
+            finish(ctx, client).await?;
+        }
+        Command::Tail { room } => tail(ctx, room_name(&room)).await?,
+    }
+    Ok(())
+}
+
+/// `#general` and `general` both name the room `general`.
+fn room_name(room: &str) -> &str {
+    room.strip_prefix('#').unwrap_or(room)
+}
+
+/// Reconnects for a one-shot command: a few attempts, then give up.
+fn one_shot() -> ReconnectPolicy {
+    ReconnectPolicy { max_attempts: Some(6), ..ReconnectPolicy::default() }
+}
+
+/// The password: from a hidden prompt on a terminal, else one line of
+/// standard input (always with `--password-stdin`).
+fn read_password(from_stdin: bool, confirm: bool) -> anyhow::Result<String> {
+    let password = if !from_stdin && std::io::stdin().is_terminal() {
+        let password = rpassword::prompt_password("Password: ").context("cannot read the password")?;
+        if confirm {
+            let again = rpassword::prompt_password("Password (again): ").context("cannot read the password")?;
+            if again != password {
+                bail!("the passwords do not match");
+            }
+        }
+        password
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if password.is_empty() {
+        bail!("the password is empty");
+    }
+    Ok(password)
+}
+
+/// Which certificates to trust for `url`, and whether to remember the one
+/// seen: `--ca`, then `--fingerprint`, then the profile's fingerprint for
+/// the host, then trust on first use.
+fn trust_for(ctx: &Context, url: &ServerUrl) -> anyhow::Result<(Trust, bool)> {
+    if !url.scheme().uses_tls() {
+        return Ok((Trust::WebPki, false));
+    }
+    if let Some(ca) = &ctx.ca {
+        return Ok((Trust::CaFile(ca.clone()), false));
+    }
+    if let Some(fingerprint) = ctx.fingerprint {
+        return Ok((Trust::Fingerprint(fingerprint), true));
+    }
+    match ctx.profile.known_fingerprints.get(&url.host_port()) {
+        Some(known) => {
+            let known: Fingerprint = known.parse().with_context(|| {
+                format!("the fingerprint stored for {} in {} is damaged", url.host_port(), ctx.profile_dir.file().display())
+            })?;
+            Ok((Trust::Fingerprint(known), false))
+        }
+        None => Ok((Trust::TrustOnFirstUse, true)),
+    }
+}
+
+/// Connects to the server, handling certificate trust.
+async fn connect(ctx: &mut Context, events: bool, reconnect: ReconnectPolicy) -> anyhow::Result<Client> {
+    let url = ServerUrl::parse(&ctx.server)?;
+    let (trust, remember) = trust_for(ctx, &url)?;
+    let options = ClientOptions {
+        encoding: ctx.encoding,
+        trust,
+        client_name: concat!("confab-cli/", env!("CARGO_PKG_VERSION")).into(),
+        device_name: "confab command line".into(),
+        receive_events: events,
+        reconnect,
+        ..ClientOptions::default()
+    };
+    let client = match Client::connect(&ctx.server, options).await {
+        Ok(client) => client,
+        Err(Error::FingerprintMismatch { expected, presented }) if ctx.fingerprint.is_some() => {
+            bail!(
+                "the certificate of {} has fingerprint {presented}, not {expected} as given with --fingerprint",
+                url.host_port()
+            );
+        }
+        Err(Error::FingerprintMismatch { expected, presented }) => {
+            bail!(
+                "the certificate of {host} has changed: it was {expected}, it is now {presented}. \
+                 This happens when the server got a new certificate, or when someone is intercepting \
+                 the connection. If you trust the new certificate, run again with --fingerprint {presented} \
+                 (or remove \"{host}\" from known_fingerprints in {file}).",
+                host = url.host_port(),
+                file = ctx.profile_dir.file().display(),
+            );
+        }
+        // Transport errors name the address already.
+        Err(error @ Error::Transport(_)) => return Err(error.into()),
+        Err(error) => return Err(anyhow!(error).context(format!("cannot connect to {}", ctx.server))),
+    };
+    if remember && let Some(seen) = client.server_fingerprint() {
+        let key = url.host_port();
+        let seen_hex = seen.to_string();
+        if ctx.profile.known_fingerprints.get(&key) != Some(&seen_hex) {
+            if ctx.fingerprint.is_none() {
+                ctx.output.notice(format!(
+                    "trusting {key} on first use; its certificate fingerprint (SHA-256) is {}",
+                    seen.to_colon_hex()
+                ));
+            }
+            ctx.profile.known_fingerprints.insert(key, seen_hex);
+            ctx.profile_dir.save(&ctx.profile)?;
+        }
+    }
+    Ok(client)
+}
+
+/// Connects and authenticates with the stored login, saving renewed tokens.
+async fn connect_authenticated(ctx: &mut Context, events: bool, reconnect: ReconnectPolicy) -> anyhow::Result<Client> {
+    let Some(login) = ctx.profile.login_for(&ctx.server).cloned() else {
+        bail!(
+            "not logged in to {}; run `confab login USER`, `confab register USER` or `confab guest NAME`",
+            ctx.server
+        );
+    };
+    let client = connect(ctx, events, reconnect).await?;
+    if let Err(error) = client.authenticate_with(login.tokens()).await {
+        if matches!(
+            error.server_code(),
+            Some(v1::ErrorCode::TokenExpired | v1::ErrorCode::TokenInvalid | v1::ErrorCode::TokenReused)
+        ) {
+            ctx.profile.login = None;
+            ctx.profile_dir.save(&ctx.profile)?;
+            bail!(
+                "{error}\nthe stored session for {} has ended; log in again with `confab login {}`",
+                login.username,
+                login.username
+            );
+        }
+        return Err(error.into());
+    }
+    save_tokens(ctx, &client)?;
+    Ok(client)
+}
+
+/// Stores the client's tokens if they changed (a refresh rotates them).
+fn save_tokens(ctx: &mut Context, client: &Client) -> anyhow::Result<()> {
+    let Some(tokens) = client.tokens() else { return Ok(()) };
+    let server = ctx.server.clone();
+    if let Some(login) = ctx.profile.login.as_mut().filter(|login| login.server == server)
+        && login.tokens() != tokens
+    {
+        login.set_tokens(&tokens);
+        ctx.profile_dir.save(&ctx.profile)?;
+    }
+    Ok(())
+}
+
+/// Saves the tokens one last time and closes politely.
+async fn finish(ctx: &mut Context, client: Client) -> anyhow::Result<()> {
+    save_tokens(ctx, &client)?;
+    client.close().await;
+    Ok(())
+}
+
+fn remember_login(ctx: &mut Context, client: &Client, username: &str, guest: bool) -> anyhow::Result<()> {
+    let tokens = client.tokens().context("the server logged us in without tokens")?;
+    ctx.profile.login = Some(StoredLogin::new(&ctx.server, username, guest, &tokens));
+    ctx.profile.server = Some(ctx.server.clone());
+    ctx.profile_dir.save(&ctx.profile)
+}
+
+async fn logout(ctx: &mut Context) -> anyhow::Result<()> {
+    let Some(login) = ctx.profile.login_for(&ctx.server).cloned() else {
+        bail!("not logged in to {}", ctx.server);
+    };
+    let outcome = async {
+        let client = connect_authenticated(ctx, false, one_shot()).await?;
+        client.logout().await?;
+        client.close().await;
+        anyhow::Ok(())
+    }
+    .await;
+    if ctx.profile.login.is_some() {
+        ctx.profile.login = None;
+        ctx.profile_dir.save(&ctx.profile)?;
+    }
+    match outcome {
+        Ok(()) => ctx.output.done("logged_out", || format!("Logged out {}.", login.username)),
+        Err(error) => {
+            ctx.output.notice(format!("the server did not confirm the logout ({error:#}); the stored session was removed"));
+            ctx.output.done("logged_out", || format!("Logged out {} locally.", login.username));
+        }
+    }
+    Ok(())
+}
+
+/// Prints the room's live events until Ctrl-C or the client stops for good.
+async fn tail(ctx: &mut Context, name: &str) -> anyhow::Result<()> {
+    let client = connect_authenticated(ctx, true, ReconnectPolicy::default()).await?;
+    let rooms = client.list_rooms(v1::RoomScope::Mine).await?;
+    let Some(room) = rooms.iter().find(|r| r.name == name && r.membership == v1::Membership::Joined as i32) else {
+        bail!("you are not in #{name}; join it first with `confab join {name}`");
+    };
+    let room_id = RoomId(room.room_id);
+    if !ctx.output.json {
+        ctx.output.notice(format!("showing new events in #{name}; Ctrl-C to stop"));
+    }
+    let mut last: Option<(u64, u64)> = None;
+    let mut reconnecting = false;
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        let event = tokio::select! {
+            _ = &mut interrupted => break,
+            event = client.next_event() => event,
+        };
+        let Some(event) = event else {
+            return Err(client.stopped().unwrap_or(Error::ClientClosed).into());
+        };
+        match event {
+            Event::Room(event) if event.room_id == room_id.0 => {
+                ctx.output.event(name, &event);
+                last = Some((event.epoch, event.seq));
+            }
+            Event::RoomReset { room, epoch, head_seq } if room == room_id => {
+                catch_up(ctx, &client, name, last, epoch.0, head_seq).await?;
+                last = Some((epoch.0, head_seq.0));
+            }
+            Event::Reconnecting { attempt, delay, error } => {
+                reconnecting = true;
+                let what = if attempt == 1 { "connection lost" } else { "reconnecting failed" };
+                ctx.output.notice(format!("{what} ({error}); retrying in {} ms (attempt {attempt})", delay.as_millis()));
+            }
+            Event::Connected { .. } if reconnecting => {
+                reconnecting = false;
+                ctx.output.notice("reconnected");
+            }
+            Event::TokensRefreshed(_) => save_tokens(ctx, &client)?,
+            Event::ServerClosed { reason, .. } => ctx.output.notice(format!("the server closed the connection: {reason}")),
+            Event::Disconnected { reason } => return Err(reason.into()),
+            _ => {}
+        }
+    }
+    finish(ctx, client).await
+}
+
+/// After a reset, prints what was missed (when the log's epoch is the same
+/// and the gap is modest); otherwise says that events were skipped.
+async fn catch_up(
+    ctx: &Context,
+    client: &Client,
+    name: &str,
+    last: Option<(u64, u64)>,
+    epoch: u64,
+    head: Seq,
+) -> anyhow::Result<()> {
+    const MAX_PAGES: usize = 20;
+    let Some((last_epoch, mut seen)) = last.filter(|&(e, _)| e == epoch) else {
+        ctx.output.notice(format!("the history of #{name} was reset; earlier events are not shown"));
+        return Ok(());
+    };
+    for _ in 0..MAX_PAGES {
+        if seen >= head.0 {
+            return Ok(());
+        }
+        let page = client.history(name, v1::HistoryDirection::Forward, Seq(seen), 0).await?;
+        if page.epoch != last_epoch {
+            break;
+        }
+        for event in &page.events {
+            if event.seq > seen && event.seq <= head.0 {
+                ctx.output.event(name, event);
+                seen = event.seq;
+            }
+        }
+        if !page.has_more || page.events.is_empty() {
+            return Ok(());
+        }
+    }
+    ctx.output.notice(format!("some events of #{name} were missed; see `confab history {name}`"));
+    Ok(())
+}

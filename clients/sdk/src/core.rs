@@ -1,0 +1,670 @@
+//! The sans-IO core of the reconnecting client: request bookkeeping, the
+//! sequence every connection goes through (Hello, Authenticate with a token
+//! refresh when needed, Resume), event deduplication and gap handling, and
+//! what is resent or failed when a connection drops.
+//!
+//! Inputs come in with `now` as a parameter (`on_connected`, `on_frame`,
+//! `on_timeout`, `on_disconnected`, `submit`, `authenticate`); outputs are
+//! pulled out (`poll_transmit`, `poll_reply`, `poll_event`, `poll_action`).
+//! [`crate::client`] is the only async code around it. `R` is whatever the
+//! driver uses to answer a request (a oneshot sender; a plain tag in tests).
+//!
+//! Per connection:
+//!
+//! ```text
+//! on_connected --Hello--> Welcome --(tokens?)--Authenticate--> auth --Resume--> resumed --> Ready
+//!                            |                      |TOKEN_EXPIRED
+//!                            |                      +--Refresh--> auth --Authenticate--> ...
+//!                            +--(no tokens)----------------------------------------------> Ready
+//! ```
+//!
+//! Requests submitted before `Ready` wait in a queue. When a connection
+//! drops, requests that were never written, sends (same `client_txn_id`, the
+//! server deduplicates) and idempotent reads go back to the front of the
+//! queue; the others fail with [`Error::ConnectionLost`].
+
+use std::{
+    collections::{BTreeMap, BTreeSet, VecDeque},
+    time::{Duration, Instant},
+};
+
+use confab_protocol::{
+    Epoch, RoomId, Seq,
+    liveness::{Liveness, LivenessAction},
+    resume::{Observation, Positions},
+    v1::{self, ClientFrame, client_frame::Command, server_frame::Body},
+};
+
+use crate::{Error, Event, Tokens};
+
+/// Settings of the core that do not change while it runs.
+#[derive(Clone, Debug)]
+pub(crate) struct CoreConfig {
+    /// Sent in `Hello`.
+    pub client_name: String,
+    /// Whether to send `Resume` (and so receive room events) once
+    /// authenticated.
+    pub receive_events: bool,
+    /// How long to wait for `Welcome` after connecting.
+    pub handshake_timeout: Duration,
+    /// Room events kept for the application before further ones are
+    /// dropped unobserved (and replayed by a `Resume` once it catches up).
+    pub max_buffered_events: usize,
+}
+
+/// What the driver must do with the current connection.
+#[derive(Clone, Debug)]
+pub(crate) enum Action {
+    /// Drop it and reconnect, waiting at least `min_delay` (the server's
+    /// `retry_after_ms`) on top of the backoff.
+    Reconnect { error: Error, min_delay: Duration },
+    /// Drop it and stop for good.
+    Stop(Error),
+}
+
+/// Where the current connection stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// No connection.
+    Disconnected,
+    /// `Hello` sent, waiting for `Welcome`.
+    Hello,
+    /// `Authenticate` or `Refresh` in flight.
+    Authenticating,
+    /// The first `Resume` of this connection is in flight.
+    Resuming,
+    /// Application requests go straight out.
+    Ready,
+}
+
+/// An application request and how to answer it.
+struct AppRequest<R> {
+    command: Command,
+    reply: R,
+}
+
+/// Why a request id is in flight.
+enum Purpose<R> {
+    App(AppRequest<R>),
+    Hello,
+    Authenticate { after_refresh: bool },
+    Refresh,
+    Resume,
+    KeepAlive,
+}
+
+/// The capabilities this client asks for in `Hello`.
+const CAPABILITIES: [&str; 2] = ["resume", "guests"];
+
+pub(crate) struct ClientCore<R> {
+    config: CoreConfig,
+    phase: Phase,
+    next_request_id: u64,
+    /// Requests written (or about to be) on the current connection.
+    pending: BTreeMap<u64, Purpose<R>>,
+    /// Application requests waiting for `Ready`. Grows only with requests
+    /// the application is awaiting.
+    queue: VecDeque<AppRequest<R>>,
+    /// Frames for the driver to write, in order.
+    transmit: VecDeque<ClientFrame>,
+    replies: VecDeque<(R, Result<Body, Error>)>,
+    /// Events for the application; room events are capped at
+    /// `max_buffered_events`, the rest are a few per connection.
+    events: VecDeque<Event>,
+    action: Option<Action>,
+    tokens: Option<Tokens>,
+    user: Option<v1::User>,
+    /// Whether this connection's session is logged in.
+    authenticated: bool,
+    /// Application `authenticate` calls waiting for the outcome.
+    auth_waiters: Vec<R>,
+    positions: Positions,
+    resume_in_flight: bool,
+    /// Another `Resume` is needed once the one in flight is answered.
+    resume_again: bool,
+    /// Room events were dropped because the application fell behind.
+    events_dropped: bool,
+    /// `Event::Connected` was emitted for this connection.
+    announced: bool,
+    welcome: Option<v1::Welcome>,
+    liveness: Option<Liveness>,
+    last_received: Instant,
+    idle_timeout: Duration,
+}
+
+impl<R> ClientCore<R> {
+    pub fn new(config: CoreConfig, now: Instant) -> Self {
+        ClientCore {
+            idle_timeout: config.handshake_timeout,
+            config,
+            phase: Phase::Disconnected,
+            next_request_id: 1,
+            pending: BTreeMap::new(),
+            queue: VecDeque::new(),
+            transmit: VecDeque::new(),
+            replies: VecDeque::new(),
+            events: VecDeque::new(),
+            action: None,
+            tokens: None,
+            user: None,
+            authenticated: false,
+            auth_waiters: Vec::new(),
+            positions: Positions::default(),
+            resume_in_flight: false,
+            resume_again: false,
+            events_dropped: false,
+            announced: false,
+            welcome: None,
+            liveness: None,
+            last_received: now,
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn tokens(&self) -> Option<&Tokens> {
+        self.tokens.as_ref()
+    }
+
+    pub fn user(&self) -> Option<&v1::User> {
+        self.user.as_ref()
+    }
+
+    pub fn welcome(&self) -> Option<&v1::Welcome> {
+        self.welcome.as_ref()
+    }
+
+    #[cfg(test)]
+    pub fn positions(&self) -> &Positions {
+        &self.positions
+    }
+
+    // ---- inputs -------------------------------------------------------
+
+    /// An application request; answered through `reply`.
+    pub fn submit(&mut self, command: Command, reply: R) {
+        let request = AppRequest { command, reply };
+        if self.phase == Phase::Ready && self.queue.is_empty() {
+            self.send_app(request);
+        } else {
+            self.queue.push_back(request);
+        }
+    }
+
+    /// The application's `authenticate(tokens)`: remember the tokens and
+    /// authenticate now (or as soon as connected). `reply` gets the
+    /// `AuthResult` or the error.
+    pub fn authenticate(&mut self, tokens: Tokens, reply: R) {
+        if self.tokens.is_some() {
+            self.replies.push_back((reply, Err(Error::InvalidState("already logged in; log out first".into()))));
+            return;
+        }
+        self.tokens = Some(tokens);
+        self.auth_waiters.push(reply);
+        if self.phase == Phase::Ready {
+            self.start_authenticate(false);
+        }
+        // Otherwise the Welcome of the connection being set up authenticates.
+    }
+
+    /// A transport is up: start the handshake.
+    pub fn on_connected(&mut self, now: Instant) {
+        self.phase = Phase::Hello;
+        self.authenticated = false;
+        self.announced = false;
+        self.welcome = None;
+        self.action = None;
+        self.last_received = now;
+        self.idle_timeout = self.config.handshake_timeout;
+        self.liveness = Some(Liveness::new(now, self.config.handshake_timeout, self.config.handshake_timeout));
+        let hello = v1::Hello {
+            versions: vec![confab_protocol::PROTOCOL_VERSION],
+            feature_level: confab_protocol::FEATURE_LEVEL,
+            capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+            client_name: self.config.client_name.clone(),
+        };
+        self.send_internal(Purpose::Hello, Command::Hello(hello));
+    }
+
+    /// The transport is gone: requeue what can be retried, fail the rest.
+    pub fn on_disconnected(&mut self) {
+        let unsent: BTreeSet<u64> = self.transmit.drain(..).map(|frame| frame.request_id).collect();
+        self.phase = Phase::Disconnected;
+        self.authenticated = false;
+        self.liveness = None;
+        self.resume_in_flight = false;
+        self.resume_again = false;
+        // The next connection's Resume replays whatever was dropped.
+        self.events_dropped = false;
+        let mut retry = VecDeque::new();
+        for (id, purpose) in std::mem::take(&mut self.pending) {
+            if let Purpose::App(request) = purpose {
+                if unsent.contains(&id) || retried_after_reconnect(&request.command) {
+                    retry.push_back(request);
+                } else {
+                    self.replies.push_back((request.reply, Err(Error::ConnectionLost)));
+                }
+            }
+        }
+        retry.extend(self.queue.drain(..));
+        self.queue = retry;
+    }
+
+    /// The transport ended or failed without a `Close` frame: reconnect, or
+    /// stop when `stop` (a stop-range close code on the transport).
+    pub fn on_transport_lost(&mut self, error: Error, stop: bool) {
+        if stop {
+            self.set_action(Action::Stop(error));
+        } else {
+            self.set_action(Action::Reconnect { error, min_delay: Duration::ZERO });
+        }
+    }
+
+    /// The client stops for good: every waiting request fails with `error`.
+    pub fn fail_all(&mut self, error: &Error) {
+        self.on_disconnected();
+        for request in self.queue.drain(..) {
+            self.replies.push_back((request.reply, Err(error.clone())));
+        }
+        for waiter in self.auth_waiters.drain(..) {
+            self.replies.push_back((waiter, Err(error.clone())));
+        }
+    }
+
+    /// A frame arrived from the server.
+    pub fn on_frame(&mut self, now: Instant, frame: v1::ServerFrame) {
+        self.last_received = now;
+        if let Some(liveness) = &mut self.liveness {
+            liveness.on_received(now);
+        }
+        if frame.request_id == 0 {
+            self.on_push(frame.body);
+            return;
+        }
+        let Some(purpose) = self.pending.remove(&frame.request_id) else {
+            tracing::debug!(request_id = frame.request_id, "reply to no request in flight; ignored");
+            return;
+        };
+        let result = match frame.body {
+            Some(Body::Error(error)) => Err(Error::Server(error)),
+            Some(body) => Ok(body),
+            None => Err(Error::Protocol("the server answered with a reply kind this client does not know".into())),
+        };
+        match purpose {
+            Purpose::App(request) => self.on_app_reply(request, result),
+            Purpose::Hello => self.on_welcome(now, result),
+            Purpose::Authenticate { after_refresh } => self.on_authenticated(result, after_refresh),
+            Purpose::Refresh => self.on_refreshed(result),
+            Purpose::Resume => self.on_resumed(result),
+            Purpose::KeepAlive => {}
+        }
+    }
+
+    /// Time passed: send a keep-alive `Ping`, or give up on a silent server.
+    pub fn on_timeout(&mut self, now: Instant) {
+        let Some(liveness) = &self.liveness else { return };
+        match liveness.poll(now) {
+            LivenessAction::Wait => {}
+            LivenessAction::TimedOut => {
+                let what = if self.phase == Phase::Hello { "no Welcome" } else { "nothing" };
+                tracing::debug!(idle_ms = self.idle_timeout.as_millis() as u64, "{what} received in time; reconnecting");
+                self.set_action(Action::Reconnect { error: Error::Timeout, min_delay: Duration::ZERO });
+            }
+            LivenessAction::SendPing => {
+                if self.phase != Phase::Hello && self.transmit.is_empty() {
+                    self.send_internal(Purpose::KeepAlive, Command::Ping(v1::Ping {}));
+                }
+            }
+        }
+    }
+
+    /// When `on_timeout` next has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let liveness = self.liveness.as_ref()?;
+        Some(if self.transmit.is_empty() {
+            liveness.next_deadline()
+        } else {
+            // Writing is pending; only the idle timeout matters until it is done.
+            self.last_received + self.idle_timeout
+        })
+    }
+
+    // ---- outputs ------------------------------------------------------
+
+    pub fn has_transmit(&self) -> bool {
+        !self.transmit.is_empty()
+    }
+
+    /// The next frame to write; the caller writes it now.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<ClientFrame> {
+        let frame = self.transmit.pop_front()?;
+        if let Some(liveness) = &mut self.liveness {
+            liveness.on_sent(now);
+        }
+        Some(frame)
+    }
+
+    pub fn poll_reply(&mut self) -> Option<(R, Result<Body, Error>)> {
+        self.replies.pop_front()
+    }
+
+    pub fn has_event(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let event = self.events.pop_front()?;
+        if self.events_dropped && self.events.len() <= self.config.max_buffered_events / 2 && self.phase == Phase::Ready {
+            self.events_dropped = false;
+            tracing::debug!("caught up after dropping events; resuming to replay them");
+            self.request_resume();
+        }
+        Some(event)
+    }
+
+    /// Adds an event of the driver's own (connection state changes) in order
+    /// with the core's.
+    pub fn push_event(&mut self, event: Event) {
+        self.events.push_back(event);
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.action.take()
+    }
+
+    // ---- internals ----------------------------------------------------
+
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_request_id;
+        self.next_request_id = self.next_request_id.checked_add(1).unwrap_or(1);
+        id
+    }
+
+    fn send_internal(&mut self, purpose: Purpose<R>, command: Command) {
+        let request_id = self.next_id();
+        self.pending.insert(request_id, purpose);
+        self.transmit.push_back(ClientFrame { request_id, command: Some(command) });
+    }
+
+    fn send_app(&mut self, request: AppRequest<R>) {
+        let request_id = self.next_id();
+        self.transmit.push_back(ClientFrame { request_id, command: Some(request.command.clone()) });
+        self.pending.insert(request_id, Purpose::App(request));
+    }
+
+    fn set_action(&mut self, action: Action) {
+        // A decision to stop is never downgraded to a reconnect.
+        if !matches!(self.action, Some(Action::Stop(_))) {
+            self.action = Some(action);
+        }
+    }
+
+    fn become_ready(&mut self) {
+        self.phase = Phase::Ready;
+        if !self.announced {
+            self.announced = true;
+            let session_id = self.welcome.as_ref().map_or(0, |w| w.session_id);
+            self.events.push_back(Event::Connected { session_id });
+        }
+        while let Some(request) = self.queue.pop_front() {
+            self.send_app(request);
+        }
+    }
+
+    fn start_authenticate(&mut self, after_refresh: bool) {
+        let Some(tokens) = &self.tokens else { return };
+        let command = Command::Authenticate(v1::Authenticate { access_token: tokens.access_token.clone() });
+        self.phase = Phase::Authenticating;
+        self.send_internal(Purpose::Authenticate { after_refresh }, command);
+    }
+
+    /// Sends `Resume` now, or right after the one in flight is answered.
+    fn request_resume(&mut self) {
+        if !self.config.receive_events || !self.authenticated {
+            return;
+        }
+        if self.resume_in_flight {
+            self.resume_again = true;
+            return;
+        }
+        self.resume_in_flight = true;
+        let resume = self.positions.to_resume();
+        self.send_internal(Purpose::Resume, Command::Resume(resume));
+    }
+
+    fn on_app_reply(&mut self, request: AppRequest<R>, result: Result<Body, Error>) {
+        if let Ok(body) = &result {
+            match (&request.command, body) {
+                (Command::Login(_) | Command::Register(_) | Command::GuestLogin(_), Body::Auth(auth)) => {
+                    self.tokens = Tokens::from_auth(auth);
+                    self.user = auth.user.clone();
+                    self.authenticated = true;
+                    self.request_resume();
+                }
+                (Command::Refresh(_), Body::Auth(auth)) => {
+                    // Rotation: the refresh token just used is dead.
+                    if let Some(tokens) = Tokens::from_auth(auth) {
+                        self.tokens = Some(tokens);
+                    }
+                    if auth.user.is_some() {
+                        self.user = auth.user.clone();
+                    }
+                }
+                (Command::Logout(_), Body::Done(_)) => {
+                    self.tokens = None;
+                    self.user = None;
+                    self.authenticated = false;
+                    self.positions = Positions::default();
+                    self.resume_again = false;
+                }
+                _ => {}
+            }
+        }
+        self.replies.push_back((request.reply, result));
+    }
+
+    fn on_welcome(&mut self, now: Instant, result: Result<Body, Error>) {
+        match result {
+            Ok(Body::Welcome(welcome)) => {
+                let ping = millis_or(welcome.ping_interval_ms, Duration::from_secs(10));
+                self.idle_timeout = millis_or(welcome.idle_timeout_ms, ping * 3);
+                self.liveness = Some(Liveness::new(now, ping, self.idle_timeout));
+                self.welcome = Some(welcome);
+                if self.tokens.is_some() {
+                    self.start_authenticate(false);
+                } else {
+                    self.become_ready();
+                }
+            }
+            Ok(_) => self.set_action(Action::Stop(Error::Protocol("the server answered Hello without Welcome".into()))),
+            Err(error) => self.set_action(Action::Stop(error)),
+        }
+    }
+
+    fn on_authenticated(&mut self, result: Result<Body, Error>, after_refresh: bool) {
+        match result {
+            Ok(Body::Auth(auth)) => {
+                self.authenticated = true;
+                if auth.user.is_some() {
+                    self.user = auth.user.clone();
+                }
+                if let Some(tokens) = Tokens::from_auth(&auth) {
+                    self.tokens = Some(tokens);
+                }
+                for waiter in std::mem::take(&mut self.auth_waiters) {
+                    self.replies.push_back((waiter, Ok(Body::Auth(auth.clone()))));
+                }
+                if self.config.receive_events {
+                    self.phase = Phase::Resuming;
+                    self.request_resume();
+                } else {
+                    self.become_ready();
+                }
+            }
+            Err(Error::Server(error))
+                if error.code == v1::ErrorCode::TokenExpired as i32
+                    && !after_refresh
+                    && self.tokens.as_ref().is_some_and(|t| t.refresh_token.is_some()) =>
+            {
+                let refresh_token = self.tokens.as_ref().and_then(|t| t.refresh_token.clone()).unwrap_or_default();
+                tracing::debug!("access token expired; refreshing");
+                self.send_internal(Purpose::Refresh, Command::Refresh(v1::Refresh { refresh_token }));
+            }
+            Ok(_) => self.auth_failed(Error::Protocol("the server answered Authenticate without AuthResult".into())),
+            Err(error) => self.auth_failed(error),
+        }
+    }
+
+    fn on_refreshed(&mut self, result: Result<Body, Error>) {
+        match result {
+            Ok(Body::Auth(auth)) => match Tokens::from_auth(&auth) {
+                Some(tokens) => {
+                    self.tokens = Some(tokens.clone());
+                    self.events.push_back(Event::TokensRefreshed(tokens));
+                    self.start_authenticate(true);
+                }
+                None => self.auth_failed(Error::Protocol("the server answered Refresh without tokens".into())),
+            },
+            Ok(_) => self.auth_failed(Error::Protocol("the server answered Refresh without AuthResult".into())),
+            Err(error) => self.auth_failed(error),
+        }
+    }
+
+    /// Authentication (or the refresh before it) was refused.
+    fn auth_failed(&mut self, error: Error) {
+        if let Error::Server(server) = &error
+            && server.temporary
+        {
+            let min_delay = Duration::from_millis(server.retry_after_ms.into());
+            self.set_action(Action::Reconnect { error, min_delay });
+            return;
+        }
+        if self.auth_waiters.is_empty() {
+            // Re-authenticating after a reconnect: the session cannot go on.
+            tracing::debug!(%error, "re-authentication refused; stopping");
+            self.set_action(Action::Stop(error));
+            return;
+        }
+        // The application's own authenticate: tell it, stay connected.
+        self.tokens = None;
+        self.user = None;
+        for waiter in std::mem::take(&mut self.auth_waiters) {
+            self.replies.push_back((waiter, Err(error.clone())));
+        }
+        self.become_ready();
+    }
+
+    fn on_resumed(&mut self, result: Result<Body, Error>) {
+        self.resume_in_flight = false;
+        match result {
+            Ok(Body::Resumed(resumed)) => {
+                for status in &resumed.rooms {
+                    self.apply_resume_status(status);
+                }
+                if self.phase == Phase::Resuming {
+                    self.become_ready();
+                }
+                if std::mem::take(&mut self.resume_again) {
+                    self.request_resume();
+                }
+            }
+            Ok(_) => self.set_action(Action::Stop(Error::Protocol("the server answered Resume without ResumeResult".into()))),
+            Err(Error::Server(error)) if error.temporary => {
+                let min_delay = Duration::from_millis(error.retry_after_ms.into());
+                self.set_action(Action::Reconnect { error: Error::Server(error), min_delay });
+            }
+            Err(error) => self.set_action(Action::Stop(error)),
+        }
+    }
+
+    fn apply_resume_status(&mut self, status: &v1::RoomResumeStatus) {
+        let room = RoomId(status.room_id);
+        let outcome = v1::ResumeOutcome::try_from(status.outcome);
+        if matches!(outcome, Ok(v1::ResumeOutcome::Live | v1::ResumeOutcome::Reset)) {
+            // Live events after head_seq may have arrived before this answer;
+            // never move a position back over them.
+            let ahead = self
+                .positions
+                .get(room)
+                .is_some_and(|(epoch, seen)| epoch == Epoch(status.epoch) && seen > Seq(status.head_seq));
+            if !ahead {
+                self.positions.apply(status);
+            }
+        } else {
+            self.positions.apply(status);
+        }
+        if outcome == Ok(v1::ResumeOutcome::Reset) {
+            self.events.push_back(Event::RoomReset {
+                room,
+                epoch: Epoch(status.epoch),
+                head_seq: Seq(status.head_seq),
+            });
+        }
+    }
+
+    fn on_push(&mut self, body: Option<Body>) {
+        match body {
+            Some(Body::Event(event)) => self.on_room_event(event),
+            Some(Body::Close(close)) => {
+                self.events.push_back(Event::ServerClosed { code: close.code, reason: close.reason.clone() });
+                let error = Error::Closed { code: close.code, reason: close.reason };
+                if v1::CloseCode::is_reconnect_code(close.code) {
+                    self.set_action(Action::Reconnect { error, min_delay: Duration::ZERO });
+                } else {
+                    self.set_action(Action::Stop(error));
+                }
+            }
+            Some(Body::Ping(_)) => {}
+            Some(Body::Error(error)) => {
+                tracing::warn!(code = error.code, "the server reported an error answering no request");
+                self.events.push_back(Event::ServerError(error));
+            }
+            // Unknown push kinds (and replies without a request id) are
+            // ignored, as the protocol asks.
+            _ => tracing::debug!("ignored a push of a kind this client does not handle"),
+        }
+    }
+
+    fn on_room_event(&mut self, event: v1::RoomEvent) {
+        if self.events.len() >= self.config.max_buffered_events {
+            // Not observed, so the position stays before it and a Resume
+            // once the application catches up replays it.
+            self.events_dropped = true;
+            return;
+        }
+        match self.positions.observe(&event) {
+            Observation::Duplicate => {}
+            Observation::Gap { expected } => {
+                tracing::debug!(room_id = event.room_id, expected = expected.0, got = event.seq, "gap in room events; resuming");
+                self.request_resume();
+            }
+            Observation::Next | Observation::First => self.events.push_back(Event::Room(event)),
+        }
+    }
+}
+
+/// Whether an application request written on a connection that dropped
+/// before its reply is sent again on the next one. Sends are safe (the
+/// server deduplicates by `client_txn_id`), as are reads and joins;
+/// anything else may have been applied and fails with `ConnectionLost`.
+fn retried_after_reconnect(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::SendMessage(_)
+            | Command::GetHistory(_)
+            | Command::ListRooms(_)
+            | Command::ListMembers(_)
+            | Command::Ping(_)
+            | Command::JoinRoom(_)
+            | Command::OpenDirect(_)
+    )
+}
+
+fn millis_or(ms: u32, default: Duration) -> Duration {
+    if ms == 0 { default } else { Duration::from_millis(ms.into()) }
+}
+
+#[cfg(test)]
+mod tests;

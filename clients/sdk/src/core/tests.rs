@@ -1,0 +1,511 @@
+//! Deterministic transcripts of the client core: frames in, frames, replies,
+//! events and actions out, on a virtual clock.
+
+use std::time::{Duration, Instant};
+
+use confab_protocol::{
+    Epoch, RoomId, Seq,
+    v1::{self, client_frame::Command, server_frame::Body},
+};
+
+use super::{Action, ClientCore, CoreConfig, Phase};
+use crate::{Error, Event, Tokens};
+
+/// A core whose replies are answered through plain numbered tags.
+struct Harness {
+    core: ClientCore<u32>,
+    now: Instant,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with_config(|_| {})
+    }
+
+    fn with_config(edit: impl FnOnce(&mut CoreConfig)) -> Self {
+        let mut config = CoreConfig {
+            client_name: "test".into(),
+            receive_events: true,
+            handshake_timeout: Duration::from_secs(10),
+            max_buffered_events: 100,
+        };
+        edit(&mut config);
+        let now = Instant::now();
+        Harness { core: ClientCore::new(config, now), now }
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.core.on_timeout(self.now);
+    }
+
+    /// Everything the core wants written, drained.
+    fn sent(&mut self) -> Vec<v1::ClientFrame> {
+        std::iter::from_fn(|| self.core.poll_transmit(self.now)).collect()
+    }
+
+    /// The one frame the core wants written.
+    fn sent_one(&mut self) -> (u64, Command) {
+        let mut sent = self.sent();
+        assert_eq!(sent.len(), 1, "expected one frame, got {sent:?}");
+        let frame = sent.remove(0);
+        (frame.request_id, frame.command.expect("a command"))
+    }
+
+    fn reply(&mut self, request_id: u64, body: Body) {
+        self.core.on_frame(self.now, v1::ServerFrame { request_id, body: Some(body) });
+    }
+
+    fn push(&mut self, body: Option<Body>) {
+        self.core.on_frame(self.now, v1::ServerFrame { request_id: 0, body });
+    }
+
+    fn replies(&mut self) -> Vec<(u32, Result<Body, Error>)> {
+        std::iter::from_fn(|| self.core.poll_reply()).collect()
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.core.poll_event()).collect()
+    }
+
+    /// Connects and answers Hello with a Welcome.
+    fn connect(&mut self) {
+        self.core.on_connected(self.now);
+        let (id, command) = self.sent_one();
+        let Command::Hello(hello) = command else { panic!("expected Hello, got {command:?}") };
+        assert_eq!(hello.versions, vec![1]);
+        assert_eq!(hello.feature_level, 1);
+        assert_eq!(hello.capabilities, vec!["resume".to_owned(), "guests".to_owned()]);
+        assert_eq!(hello.client_name, "test");
+        self.reply(id, Body::Welcome(welcome()));
+    }
+
+    /// Connects and logs in as alice with tokens a1/r1; events start LIVE in
+    /// room 1 at seq 10.
+    fn logged_in() -> Self {
+        let mut h = Harness::new();
+        h.connect();
+        assert!(matches!(h.events()[..], [Event::Connected { session_id: 77 }]));
+        h.core.submit(Command::Login(v1::Login { username: "alice".into(), ..Default::default() }), 1);
+        let (id, _) = h.sent_one();
+        h.reply(id, Body::Auth(auth("a1", "r1")));
+        assert!(matches!(&h.replies()[..], [(1, Ok(Body::Auth(_)))]));
+        assert_eq!(h.core.tokens().unwrap().refresh_token.as_deref(), Some("r1"));
+        let (id, command) = h.sent_one();
+        assert_eq!(command, Command::Resume(v1::Resume { positions: vec![] }));
+        h.reply(id, resumed(&[(1, 1, 10, v1::ResumeOutcome::Live)]));
+        assert_eq!(h.core.positions().get(RoomId(1)), Some((Epoch(1), Seq(10))));
+        h
+    }
+}
+
+fn welcome() -> v1::Welcome {
+    v1::Welcome { version: 1, feature_level: 1, ping_interval_ms: 10_000, idle_timeout_ms: 30_000, session_id: 77, ..Default::default() }
+}
+
+fn auth(access: &str, refresh: &str) -> v1::AuthResult {
+    v1::AuthResult {
+        user: Some(v1::User { user_id: 5, name: "alice".into(), guest: false }),
+        access_token: access.into(),
+        refresh_token: refresh.into(),
+        ..Default::default()
+    }
+}
+
+fn resumed(rooms: &[(u64, u64, u64, v1::ResumeOutcome)]) -> Body {
+    Body::Resumed(v1::ResumeResult {
+        rooms: rooms
+            .iter()
+            .map(|&(room_id, epoch, head_seq, outcome)| v1::RoomResumeStatus {
+                room_id,
+                epoch,
+                head_seq,
+                outcome: outcome as i32,
+                replayed: 0,
+            })
+            .collect(),
+    })
+}
+
+fn room_event(room: u64, epoch: u64, seq: u64) -> Option<Body> {
+    Some(Body::Event(v1::RoomEvent { room_id: room, epoch, seq, ..Default::default() }))
+}
+
+fn send(txn: &str) -> Command {
+    Command::SendMessage(v1::SendMessage {
+        room: Some(v1::RoomRef::name("general")),
+        text: "hi".into(),
+        client_txn_id: txn.into(),
+    })
+}
+
+fn error(code: v1::ErrorCode) -> Body {
+    Body::Error(v1::Error::new(code, "refused"))
+}
+
+fn seqs(events: &[Event]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Room(event) => Some(event.seq),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn requests_wait_for_the_handshake_then_go_out_in_order() {
+    let mut h = Harness::new();
+    h.core.submit(Command::ListRooms(v1::ListRooms::default()), 1);
+    assert!(h.sent().is_empty(), "nothing goes out before connecting");
+    h.core.on_connected(h.now);
+    h.core.submit(Command::Ping(v1::Ping {}), 2);
+    let (hello_id, _) = h.sent_one();
+    h.reply(hello_id, Body::Welcome(welcome()));
+    assert_eq!(h.core.phase(), Phase::Ready);
+    let sent = h.sent();
+    assert_eq!(sent.len(), 2);
+    assert!(matches!(sent[0].command, Some(Command::ListRooms(_))));
+    assert!(matches!(sent[1].command, Some(Command::Ping(_))));
+    assert!(sent.iter().all(|f| f.request_id != 0 && f.request_id != hello_id));
+    h.reply(sent[1].request_id, Body::Pong(v1::Pong {}));
+    h.reply(sent[0].request_id, Body::Rooms(v1::RoomList::default()));
+    let replies = h.replies();
+    assert!(matches!(replies[..], [(2, Ok(Body::Pong(_))), (1, Ok(Body::Rooms(_)))]));
+    // A reply to nothing in flight is ignored.
+    h.reply(999, Body::Pong(v1::Pong {}));
+    assert!(h.replies().is_empty());
+}
+
+#[test]
+fn error_replies_and_unknown_reply_kinds_become_errors() {
+    let mut h = Harness::new();
+    h.connect();
+    h.core.submit(Command::JoinRoom(v1::JoinRoom::default()), 1);
+    h.core.submit(Command::ListRooms(v1::ListRooms::default()), 2);
+    let sent = h.sent();
+    h.reply(sent[0].request_id, error(v1::ErrorCode::RoomNotFound));
+    h.core.on_frame(h.now, v1::ServerFrame { request_id: sent[1].request_id, body: None });
+    let replies = h.replies();
+    assert!(matches!(&replies[0], (1, Err(e)) if e.server_code() == Some(v1::ErrorCode::RoomNotFound)));
+    assert!(matches!(&replies[1], (2, Err(Error::Protocol(_)))));
+}
+
+#[test]
+fn room_events_are_delivered_once_and_gaps_trigger_a_resume() {
+    let mut h = Harness::logged_in();
+    h.push(room_event(1, 1, 11));
+    h.push(room_event(1, 1, 11));
+    h.push(room_event(1, 1, 9));
+    h.push(room_event(2, 1, 3)); // first event of a room joined since
+    h.push(room_event(1, 1, 12));
+    assert_eq!(seqs(&h.events()), vec![11, 3, 12]);
+
+    // 13 is missing: 14 is held back and a Resume asks for the gap.
+    h.push(room_event(1, 1, 14));
+    assert!(h.events().is_empty());
+    let (resume_id, command) = h.sent_one();
+    let Command::Resume(resume) = command else { panic!("expected Resume") };
+    assert!(resume.positions.contains(&v1::RoomPosition { room_id: 1, epoch: 1, seq: 12 }));
+    // A second gap while that Resume is in flight asks for one more later.
+    h.push(room_event(1, 1, 15));
+    assert!(h.sent().is_empty());
+    h.push(room_event(1, 1, 13));
+    h.push(room_event(1, 1, 14));
+    h.reply(resume_id, resumed(&[(1, 1, 14, v1::ResumeOutcome::Replayed)]));
+    assert_eq!(seqs(&h.events()), vec![13, 14]);
+    let (_, command) = h.sent_one();
+    assert!(matches!(command, Command::Resume(r) if r.positions.contains(&v1::RoomPosition { room_id: 1, epoch: 1, seq: 14 })));
+}
+
+#[test]
+fn a_live_answer_never_moves_a_position_back() {
+    let mut h = Harness::new();
+    h.connect();
+    h.core.submit(Command::Login(v1::Login::default()), 1);
+    let (id, _) = h.sent_one();
+    h.reply(id, Body::Auth(auth("a1", "r1")));
+    let (resume_id, _) = h.sent_one();
+    // A live event overtakes the answer, which names the head before it.
+    h.push(room_event(1, 1, 11));
+    h.reply(resume_id, resumed(&[(1, 1, 10, v1::ResumeOutcome::Live)]));
+    h.push(room_event(1, 1, 12));
+    assert_eq!(seqs(&h.events()), vec![11, 12]);
+    assert!(h.sent().is_empty(), "no gap was seen");
+}
+
+#[test]
+fn reconnect_authenticates_resumes_then_resends_unanswered_sends() {
+    let mut h = Harness::logged_in();
+    h.events();
+    h.push(room_event(1, 1, 11));
+    h.core.submit(send("txn-1"), 10);
+    h.core.submit(Command::GetHistory(v1::GetHistory::default()), 11);
+    h.core.submit(Command::CreateRoom(v1::CreateRoom { name: "new".into(), ..Default::default() }), 12);
+    let sent = h.sent();
+    assert_eq!(sent.len(), 3);
+    // Written, then the connection drops before any reply.
+    h.core.on_disconnected();
+    assert_eq!(h.core.phase(), Phase::Disconnected);
+    let replies = h.replies();
+    assert!(matches!(replies[..], [(12, Err(Error::ConnectionLost))]), "{replies:?}");
+    h.core.submit(Command::ListRooms(v1::ListRooms::default()), 13);
+
+    h.connect();
+    let (auth_id, command) = h.sent_one();
+    assert_eq!(command, Command::Authenticate(v1::Authenticate { access_token: "a1".into() }));
+    h.reply(auth_id, Body::Auth(v1::AuthResult { user: auth("", "").user, ..Default::default() }));
+    let (resume_id, command) = h.sent_one();
+    assert_eq!(
+        command,
+        Command::Resume(v1::Resume { positions: vec![v1::RoomPosition { room_id: 1, epoch: 1, seq: 11 }] })
+    );
+    // Nothing else goes out before the Resume is answered.
+    h.core.submit(Command::Ping(v1::Ping {}), 14);
+    assert!(h.sent().is_empty());
+    h.push(room_event(1, 1, 11)); // replay overlap
+    h.push(room_event(1, 1, 12));
+    h.reply(resume_id, resumed(&[(1, 1, 12, v1::ResumeOutcome::Replayed), (3, 2, 40, v1::ResumeOutcome::Reset)]));
+    let events = h.events();
+    assert_eq!(seqs(&events), vec![11, 12]);
+    assert!(events.iter().any(|e| matches!(e, Event::RoomReset { room: RoomId(3), epoch: Epoch(2), head_seq: Seq(40) })));
+    assert!(matches!(events.last(), Some(Event::Connected { .. })));
+
+    let resent = h.sent();
+    let commands: Vec<_> = resent.iter().map(|f| f.command.clone().unwrap()).collect();
+    assert_eq!(commands[0], send("txn-1"), "the send goes again with the same transaction id");
+    assert!(matches!(commands[1], Command::GetHistory(_)));
+    assert!(matches!(commands[2], Command::ListRooms(_)));
+    assert!(matches!(commands[3], Command::Ping(_)));
+    assert_eq!(commands.len(), 4);
+    h.reply(resent[0].request_id, Body::Sent(v1::SendResult { seq: 12, duplicate: true, ..Default::default() }));
+    assert!(matches!(&h.replies()[..], [(10, Ok(Body::Sent(v1::SendResult { seq: 12, duplicate: true, .. })))]));
+}
+
+#[test]
+fn requests_never_written_are_retried_whatever_they_are() {
+    let mut h = Harness::logged_in();
+    h.core.submit(Command::CreateRoom(v1::CreateRoom::default()), 1);
+    h.core.submit(Command::LeaveRoom(v1::LeaveRoom::default()), 2);
+    // Only the first was written before the drop.
+    assert!(h.core.poll_transmit(h.now).is_some());
+    h.core.on_disconnected();
+    assert!(matches!(h.replies()[..], [(1, Err(Error::ConnectionLost))]));
+    h.connect();
+    let (auth_id, _) = h.sent_one();
+    h.reply(auth_id, Body::Auth(v1::AuthResult::default()));
+    let (resume_id, _) = h.sent_one();
+    h.reply(resume_id, resumed(&[]));
+    let (_, command) = h.sent_one();
+    assert!(matches!(command, Command::LeaveRoom(_)));
+}
+
+#[test]
+fn an_expired_access_token_is_refreshed_and_the_new_tokens_reported() {
+    let mut h = Harness::logged_in();
+    h.core.on_disconnected();
+    h.connect();
+    let (id, _) = h.sent_one();
+    h.reply(id, error(v1::ErrorCode::TokenExpired));
+    let (id, command) = h.sent_one();
+    assert_eq!(command, Command::Refresh(v1::Refresh { refresh_token: "r1".into() }));
+    h.reply(id, Body::Auth(auth("a2", "r2")));
+    let (id, command) = h.sent_one();
+    assert_eq!(command, Command::Authenticate(v1::Authenticate { access_token: "a2".into() }));
+    h.reply(id, Body::Auth(v1::AuthResult::default()));
+    let (id, _) = h.sent_one();
+    h.reply(id, resumed(&[]));
+    assert_eq!(h.core.tokens(), Some(&Tokens::new("a2", Some("r2".into()))));
+    let events = h.events();
+    assert!(matches!(&events[..], [Event::TokensRefreshed(t), Event::Connected { .. }] if t.access_token == "a2"));
+    assert!(h.core.poll_action().is_none());
+}
+
+#[test]
+fn a_refused_refresh_on_reconnect_stops_the_client() {
+    let mut h = Harness::logged_in();
+    h.core.on_disconnected();
+    h.connect();
+    let (id, _) = h.sent_one();
+    h.reply(id, error(v1::ErrorCode::TokenExpired));
+    let (id, _) = h.sent_one();
+    h.reply(id, error(v1::ErrorCode::TokenReused));
+    match h.core.poll_action() {
+        Some(Action::Stop(e)) => assert_eq!(e.server_code(), Some(v1::ErrorCode::TokenReused)),
+        other => panic!("expected Stop, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_temporary_auth_error_reconnects_after_the_servers_delay() {
+    let mut h = Harness::logged_in();
+    h.core.on_disconnected();
+    h.connect();
+    let (id, _) = h.sent_one();
+    h.reply(id, Body::Error(v1::Error::temporary(v1::ErrorCode::Unavailable, "busy", 1500)));
+    match h.core.poll_action() {
+        Some(Action::Reconnect { min_delay, .. }) => assert_eq!(min_delay, Duration::from_millis(1500)),
+        other => panic!("expected Reconnect, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_applications_authenticate_reports_refusal_and_stays_connected() {
+    let mut h = Harness::new();
+    h.connect();
+    h.events();
+    h.core.authenticate(Tokens::new("stale", None), 1);
+    let (id, _) = h.sent_one();
+    h.core.submit(Command::ListRooms(v1::ListRooms::default()), 2);
+    assert!(h.sent().is_empty(), "requests wait while authenticating");
+    // No refresh token: an expired token is final.
+    h.reply(id, error(v1::ErrorCode::TokenExpired));
+    let replies = h.replies();
+    assert!(matches!(&replies[..], [(1, Err(e))] if e.server_code() == Some(v1::ErrorCode::TokenExpired)));
+    assert!(h.core.poll_action().is_none());
+    assert_eq!(h.core.tokens(), None);
+    assert_eq!(h.core.phase(), Phase::Ready);
+    assert!(matches!(h.sent_one().1, Command::ListRooms(_)));
+    assert!(h.events().is_empty(), "Connected is announced once per connection");
+
+    // A second authenticate while logged in is refused locally.
+    h.core.authenticate(Tokens::new("good", None), 3);
+    let (id, _) = h.sent_one();
+    h.reply(id, Body::Auth(v1::AuthResult::default()));
+    h.sent();
+    h.core.authenticate(Tokens::new("again", None), 4);
+    assert!(matches!(&h.replies()[..], [(3, Ok(_)), (4, Err(Error::InvalidState(_)))]));
+}
+
+#[test]
+fn stored_tokens_authenticate_on_the_first_connection() {
+    let mut h = Harness::new();
+    h.core.authenticate(Tokens::new("a1", Some("r1".into())), 1);
+    h.core.on_connected(h.now);
+    let (id, _) = h.sent_one();
+    h.reply(id, Body::Welcome(welcome()));
+    let (id, command) = h.sent_one();
+    assert_eq!(command, Command::Authenticate(v1::Authenticate { access_token: "a1".into() }));
+    h.reply(id, Body::Auth(auth("", "")));
+    assert!(matches!(&h.replies()[..], [(1, Ok(Body::Auth(_)))]));
+    assert_eq!(h.core.user().map(|u| u.name.as_str()), Some("alice"));
+    assert_eq!(h.core.phase(), Phase::Resuming);
+}
+
+#[test]
+fn without_events_no_resume_is_sent() {
+    let mut h = Harness::with_config(|c| c.receive_events = false);
+    h.core.authenticate(Tokens::new("a1", None), 1);
+    h.connect();
+    let (id, _) = h.sent_one();
+    h.reply(id, Body::Auth(v1::AuthResult::default()));
+    assert_eq!(h.core.phase(), Phase::Ready);
+    assert!(h.sent().is_empty());
+}
+
+#[test]
+fn close_codes_decide_between_reconnecting_and_stopping() {
+    let mut h = Harness::logged_in();
+    h.push(Some(Body::Close(v1::Close { code: v1::CloseCode::ServerShutdown as i32, reason: "restart".into() })));
+    assert!(matches!(h.core.poll_action(), Some(Action::Reconnect { error: Error::Closed { code: 4000, .. }, .. })));
+    assert!(matches!(&h.events()[..], [Event::ServerClosed { code: 4000, .. }]));
+
+    let mut h = Harness::logged_in();
+    h.push(Some(Body::Close(v1::Close { code: 4599, reason: "go away".into() })));
+    // A later reconnect-range close does not undo the decision to stop.
+    h.push(Some(Body::Close(v1::Close { code: 4001, reason: String::new() })));
+    assert!(matches!(h.core.poll_action(), Some(Action::Stop(Error::Closed { code: 4599, .. }))));
+}
+
+#[test]
+fn unknown_pushes_are_ignored_and_stray_errors_reported() {
+    let mut h = Harness::logged_in();
+    h.push(None);
+    h.push(Some(Body::Ping(v1::Ping {})));
+    h.push(Some(Body::Pong(v1::Pong {})));
+    assert!(h.events().is_empty());
+    assert!(h.core.poll_action().is_none());
+    h.push(Some(error(v1::ErrorCode::BadFrame)));
+    assert!(matches!(&h.events()[..], [Event::ServerError(e)] if e.code == v1::ErrorCode::BadFrame as i32));
+}
+
+#[test]
+fn pings_when_quiet_and_gives_up_on_a_silent_server() {
+    let mut h = Harness::logged_in();
+    let s = Duration::from_secs;
+    assert!(h.core.next_deadline().is_some());
+    h.advance(s(9));
+    assert!(h.sent().is_empty());
+    h.advance(s(1));
+    assert!(matches!(h.sent_one().1, Command::Ping(_)));
+    h.advance(s(10));
+    assert!(matches!(h.sent_one().1, Command::Ping(_)));
+    // The server said nothing for 30 s (its idle timeout).
+    h.advance(s(10));
+    h.sent();
+    assert!(matches!(h.core.poll_action(), Some(Action::Reconnect { error: Error::Timeout, .. })));
+}
+
+#[test]
+fn no_welcome_within_the_handshake_timeout_is_a_timeout() {
+    let mut h = Harness::new();
+    h.core.on_connected(h.now);
+    h.sent();
+    h.advance(Duration::from_secs(9));
+    assert!(h.core.poll_action().is_none());
+    assert!(h.sent().is_empty(), "no keep-alive before Welcome");
+    h.advance(Duration::from_secs(1));
+    assert!(matches!(h.core.poll_action(), Some(Action::Reconnect { error: Error::Timeout, .. })));
+}
+
+#[test]
+fn an_application_that_falls_behind_gets_the_dropped_events_replayed() {
+    let mut h = Harness::with_config(|c| c.max_buffered_events = 4);
+    h.connect();
+    h.core.authenticate(Tokens::new("a1", None), 1);
+    let (id, _) = h.sent_one();
+    h.reply(id, Body::Auth(v1::AuthResult::default()));
+    let (id, _) = h.sent_one();
+    h.reply(id, resumed(&[(1, 1, 0, v1::ResumeOutcome::Live)]));
+    // Connected is buffered; room events 1-3 fit, 4 and 5 are dropped.
+    for seq in 1..=5 {
+        h.push(room_event(1, 1, seq));
+    }
+    assert!(h.sent().is_empty());
+    let first = h.core.poll_event();
+    assert!(matches!(first, Some(Event::Connected { .. })));
+    assert!(h.sent().is_empty(), "still more than half full");
+    let events = h.events();
+    assert_eq!(seqs(&events), vec![1, 2, 3]);
+    let (_, command) = h.sent_one();
+    assert_eq!(command, Command::Resume(v1::Resume { positions: vec![v1::RoomPosition { room_id: 1, epoch: 1, seq: 3 }] }));
+}
+
+#[test]
+fn logout_forgets_tokens_and_positions() {
+    let mut h = Harness::logged_in();
+    h.core.submit(Command::Logout(v1::Logout {}), 1);
+    let (id, _) = h.sent_one();
+    h.reply(id, Body::Done(v1::Done {}));
+    assert_eq!(h.core.tokens(), None);
+    assert_eq!(h.core.positions().get(RoomId(1)), None);
+    h.core.on_disconnected();
+    h.connect();
+    assert_eq!(h.core.phase(), Phase::Ready, "no authentication without tokens");
+}
+
+#[test]
+fn fail_all_answers_everything_waiting() {
+    let mut h = Harness::new();
+    h.core.authenticate(Tokens::new("a", None), 1);
+    h.core.submit(send("t"), 2);
+    h.core.on_connected(h.now);
+    h.sent();
+    h.core.fail_all(&Error::ClientClosed);
+    let mut tags: Vec<u32> = h.replies().into_iter().map(|(tag, result)| {
+        assert!(matches!(result, Err(Error::ClientClosed)));
+        tag
+    }).collect();
+    tags.sort();
+    assert_eq!(tags, vec![1, 2]);
+}
