@@ -627,11 +627,23 @@ impl<R> ClientCore<R> {
         }
     }
 
+    fn invites_me(&self, event: &v1::RoomEvent) -> bool {
+        let Some(v1::room_event::Kind::MemberInvited(invited)) = &event.kind else { return false };
+        let me = self.user.as_ref().map(|u| u.user_id);
+        me.is_some() && invited.invitee.as_ref().map(|u| u.user_id) == me
+    }
+
     fn on_room_event(&mut self, event: v1::RoomEvent) {
         if self.events.len() >= self.config.max_buffered_events {
             // Not observed, so the position stays before it and a Resume
             // once the application catches up replays it.
             self.events_dropped = true;
+            return;
+        }
+        if self.positions.get(RoomId(event.room_id)).is_none() && self.invites_me(&event) {
+            // An invitation to a room this client does not follow: news, not
+            // a position in that room (RESUME-6).
+            self.events.push_back(Event::Room(event));
             return;
         }
         match self.positions.observe(&event) {

@@ -219,6 +219,27 @@ fn room_events_are_delivered_once_and_gaps_trigger_a_resume() {
 }
 
 #[test]
+fn an_invitation_to_an_unfollowed_room_is_no_position_in_it() {
+    let mut h = Harness::logged_in();
+    let invitation = v1::RoomEvent {
+        room_id: 7,
+        epoch: 1,
+        seq: 40,
+        kind: Some(v1::room_event::Kind::MemberInvited(v1::MemberInvited {
+            invitee: Some(v1::User { user_id: 5, name: "alice".into(), guest: false }),
+        })),
+        ..Default::default()
+    };
+    h.push(Some(Body::Event(invitation)));
+    assert_eq!(seqs(&h.events()), vec![40]);
+    assert_eq!(h.core.positions().get(RoomId(7)), None);
+    // Joining later starts the room at the join event, with no false gap.
+    h.push(room_event(7, 1, 45));
+    assert_eq!(seqs(&h.events()), vec![45]);
+    assert!(h.sent().is_empty(), "no Resume for a gap that is not one");
+}
+
+#[test]
 fn a_live_answer_never_moves_a_position_back() {
     let mut h = Harness::new();
     h.connect();
