@@ -312,16 +312,7 @@ mod tests {
         assert_eq!(final_head, SENDS + 2);
 
         for (outbox, position) in sessions {
-            outbox.close(v1::Close::default());
-            let mut frames = Vec::new();
-            assert!(matches!(outbox.drain(&mut frames).await, Drained::Close(_)));
-            let seqs: Vec<u64> = frames
-                .iter()
-                .map(|bytes| match codec::decode::<v1::ServerFrame>(bytes, Encoding::Proto).unwrap().body {
-                    Some(v1::server_frame::Body::Event(event)) => event.seq,
-                    other => panic!("{other:?}"),
-                })
-                .collect();
+            let seqs = delivered(&outbox, Encoding::Proto).await;
             assert_eq!(seqs, (position + 1..=final_head).collect::<Vec<_>>(), "resumed after {position}");
         }
         writer.stop().await;
@@ -363,16 +354,20 @@ mod tests {
             .collect();
         hub.publish(&in_flight);
 
+        assert_eq!(delivered(&outbox, Encoding::Json).await, vec![4, 5, 6, 7, 8, 9, 10]);
+    }
+
+    /// Closes `outbox` and returns the sequence numbers of the events in it.
+    async fn delivered(outbox: &Outbox, encoding: Encoding) -> Vec<u64> {
         outbox.close(v1::Close::default());
         let mut frames = Vec::new();
-        outbox.drain(&mut frames).await;
-        let seqs: Vec<u64> = frames
+        assert!(matches!(outbox.drain(&mut frames).await, Drained::Close(_)));
+        frames
             .iter()
-            .map(|bytes| match codec::decode::<v1::ServerFrame>(bytes, Encoding::Json).unwrap().body {
+            .map(|bytes| match codec::decode::<v1::ServerFrame>(bytes, encoding).unwrap().body {
                 Some(v1::server_frame::Body::Event(event)) => event.seq,
                 other => panic!("{other:?}"),
             })
-            .collect();
-        assert_eq!(seqs, vec![4, 5, 6, 7, 8, 9, 10]);
+            .collect()
     }
 }

@@ -52,6 +52,20 @@ impl Process {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reaped");
     }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "confabd did not stop within 15 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Process {
@@ -145,7 +159,7 @@ async fn acknowledged_messages_survive_sigkill_exactly_once() {
     .await;
     let acked_before_kill = acked_count.load(Ordering::Relaxed);
     daemon.kill();
-    let _daemon = Process::start(&config, http);
+    let daemon = Process::start(&config, http);
 
     let mut acked: HashMap<String, u64> = HashMap::new();
     for writer in writers {
@@ -178,4 +192,20 @@ async fn acknowledged_messages_survive_sigkill_exactly_once() {
     }
     assert_eq!(stored, acked, "history holds exactly the acknowledged messages, at their acknowledged positions");
     eprintln!("killed after {acked_before_kill} acknowledged sends; {} messages checked", stored.len());
+
+    // SIGTERM is a graceful stop: connected clients are told, and the
+    // process exits cleanly.
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}");
+    let closed = within("the shutdown notice", async {
+        loop {
+            match reader.next_event().await {
+                Some(confab_sdk::Event::ServerClosed { code, .. }) => return code,
+                Some(_) => continue,
+                None => panic!("event stream ended without a close"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(closed, v1::CloseCode::ServerShutdown as i32);
 }
