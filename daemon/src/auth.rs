@@ -1,7 +1,10 @@
 //! Credentials: argon2id password hashes, JWT access tokens, opaque refresh
 //! tokens (stored as SHA-256), and the in-memory registry of guest names.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use argon2::{Argon2, PasswordHash, PasswordHasher as _, PasswordVerifier as _, password_hash::SaltString};
 use base64::Engine as _;
@@ -9,7 +12,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{config::AccountsConfig, ids::UserId, store::TokenGrant};
+use confab_protocol::v1;
+
+use crate::{config::AccountsConfig, hub::SessionId, ids::UserId, outbox::Outbox, store::TokenGrant};
 
 /// Claims of an access token. A wire format of ours, hence `Serialize`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -178,6 +183,43 @@ impl GuestNames {
 
     pub fn is_held(&self, name: &str) -> bool {
         self.held.lock().expect("guest names lock").contains_key(&name.to_lowercase())
+    }
+}
+
+/// The sessions authenticated with each token family, so that revoking a
+/// family ends them at once.
+#[derive(Default)]
+pub(crate) struct LiveLogins {
+    sessions: Mutex<HashMap<u64, HashMap<SessionId, Arc<Outbox>>>>,
+}
+
+impl LiveLogins {
+    pub fn add(&self, family: u64, session: SessionId, outbox: Arc<Outbox>) {
+        self.sessions.lock().expect("live logins lock").entry(family).or_default().insert(session, outbox);
+    }
+
+    pub fn remove(&self, family: u64, session: SessionId) {
+        let mut sessions = self.sessions.lock().expect("live logins lock");
+        if let Some(of_family) = sessions.get_mut(&family) {
+            of_family.remove(&session);
+            if of_family.is_empty() {
+                sessions.remove(&family);
+            }
+        }
+    }
+
+    /// Closes every session of `family` but `except` with LOGIN_REVOKED.
+    pub fn revoke(&self, family: u64, except: SessionId) {
+        let Some(of_family) = self.sessions.lock().expect("live logins lock").remove(&family) else { return };
+        for (session, outbox) in of_family {
+            if session != except {
+                outbox.close(v1::Close {
+                    code: v1::CloseCode::LoginRevoked as i32,
+                    reason: "this login was revoked (logged out elsewhere, or its refresh token was reused); log in again"
+                        .into(),
+                });
+            }
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::{
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    auth::{Auth, GuestNames},
+    auth::{Auth, GuestNames, LiveLogins},
     config::Config,
     hub::Hub,
     ids::UserId,
@@ -26,6 +26,7 @@ pub struct Context {
     pub hub: Arc<Hub>,
     pub auth: Auth,
     pub guests: GuestNames,
+    pub logins: LiveLogins,
     pub limiters: Limiters,
     pub next_session: AtomicU64,
     /// Cancelled when the daemon shuts down.

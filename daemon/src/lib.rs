@@ -68,6 +68,7 @@ impl Daemon {
             store,
             hub,
             guests: Default::default(),
+            logins: Default::default(),
             next_session: 1.into(),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),

@@ -70,8 +70,24 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     }
     let later = td.client(Wire::WsJson).await;
     assert_eq!(code(later.authenticate(&rotated.access_token, None).await), ErrorCode::TokenInvalid);
+    // Alice's session, logged in with the revoked family, is ended at once.
+    assert_eq!(closed_with(&alice).await, v1::CloseCode::LoginRevoked as i32);
     // A fresh login works.
     later.login("alice", "correct horse battery").await.unwrap();
+}
+
+/// The close code the server ended `client`'s session with.
+async fn closed_with(client: &Client) -> i32 {
+    support::within("the session to be closed", async {
+        loop {
+            match client.next_event().await {
+                Some(confab_sdk::Event::ServerClosed { code, .. }) => return code,
+                Some(_) => continue,
+                None => panic!("event stream ended without a close"),
+            }
+        }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -79,7 +95,15 @@ async fn logout_revokes_the_login() {
     let td = TestDaemon::start().await;
     let alice = td.user(Wire::WsProto, "alice").await;
     let tokens = alice.tokens().unwrap();
+    // Another session of the same login, and one of another login.
+    let same_login = td.client(Wire::Quic).await;
+    same_login.authenticate(&tokens.access_token, None).await.unwrap();
+    let other_login = td.client(Wire::WsJson).await;
+    other_login.login("alice", "correct horse battery").await.unwrap();
+
     alice.logout().await.unwrap();
+    assert_eq!(closed_with(&same_login).await, v1::CloseCode::LoginRevoked as i32);
+    other_login.create_room("still-in", v1::RoomKind::Public).await.unwrap();
     assert_eq!(code(alice.create_room("x", v1::RoomKind::Public).await), ErrorCode::WrongState);
     let other = td.client(Wire::WsProto).await;
     assert_eq!(code(other.authenticate(&tokens.access_token, None).await), ErrorCode::TokenInvalid);

@@ -31,7 +31,7 @@ pub(crate) fn refusal(refusal: Refusal) -> v1::Error {
         Refusal::TxnConflict => ErrorCode::TxnConflict,
         Refusal::TokenInvalid => ErrorCode::TokenInvalid,
         Refusal::TokenExpired => ErrorCode::TokenExpired,
-        Refusal::TokenReused => ErrorCode::TokenReused,
+        Refusal::TokenReused { .. } => ErrorCode::TokenReused,
     };
     v1::Error::new(code, refusal.to_string())
 }
@@ -81,6 +81,9 @@ impl Session {
         };
         tracing::Span::current().record("user_id", identity.user.0);
         tracing::info!(guest = identity.guest, "logged in");
+        if identity.family != 0 {
+            self.ctx.logins.add(identity.family, self.id, self.outbox.clone());
+        }
         self.identity = Some(identity);
         self.phase = Phase::Authenticated;
         Body::Auth(result)
@@ -162,9 +165,18 @@ impl Session {
         let (new_token, grant) = self.ctx.auth.refresh_token(now);
         let expires = grant.expires_at_ms;
         let op = WriteOp::RotateRefresh { presented: refresh_token_hash(&refresh.refresh_token), grant };
-        let (user, family) = match self.ctx.writer.write(op).await.map_err(internal)?.map_err(refusal)? {
-            OpOutput::Rotated { user, family } => (user, family),
-            other => return Err(unexpected(other)),
+        let (user, family) = match self.ctx.writer.write(op).await.map_err(internal)? {
+            Ok(OpOutput::Rotated { user, family }) => (user, family),
+            Ok(other) => return Err(unexpected(other)),
+            Err(reused @ Refusal::TokenReused { family }) => {
+                tracing::warn!(family, "a refresh token was presented twice; its login is revoked");
+                self.ctx.logins.revoke(family, self.id);
+                if self.identity.as_ref().is_some_and(|i| i.family == family) {
+                    self.forget_login();
+                }
+                return Err(refusal(reused));
+            }
+            Err(other) => return Err(refusal(other)),
         };
         let record = self.ctx.store.user(user).map_err(internal)?.unwrap_or_default();
         let (access_token, access_expires_at_ms) = self.ctx.auth.access_token(user, &record.name, false, family, now);
@@ -182,13 +194,9 @@ impl Session {
         if identity.family != 0 {
             let op = WriteOp::RevokeFamily { family: identity.family };
             self.ctx.writer.write(op).await.map_err(internal)?.map_err(refusal)?;
+            self.ctx.logins.revoke(identity.family, self.id);
         }
-        self.ctx.hub.remove(self.id);
-        if identity.guest {
-            self.ctx.guests.release(&identity.name, identity.user);
-        }
-        self.identity = None;
-        self.phase = Phase::Unauthenticated;
+        self.forget_login();
         tracing::info!("logged out");
         Ok(Body::Done(v1::Done {}))
     }

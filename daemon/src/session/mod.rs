@@ -167,13 +167,8 @@ impl Session {
     }
 
     /// Cleans up once the reading side is done.
-    async fn end(self, writer_task: tokio::task::JoinHandle<()>) {
-        self.ctx.hub.remove(self.id);
-        if let Some(identity) = &self.identity
-            && identity.guest
-        {
-            self.ctx.guests.release(&identity.name, identity.user);
-        }
+    async fn end(mut self, writer_task: tokio::task::JoinHandle<()>) {
+        self.forget_login();
         if !writer_task.is_finished() {
             self.outbox.close(v1::Close { code: v1::CloseCode::ServerShutdown as i32, reason: "session ended".into() });
             let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
@@ -309,6 +304,20 @@ impl Session {
             Subscriber { id: self.id, user: identity.user, encoding: self.encoding, outbox: self.outbox.clone() };
         let rooms = self.ctx.hub.resume(subscriber, &resume.positions).map_err(internal)?;
         Ok(Body::Resumed(v1::ResumeResult { rooms }))
+    }
+
+    /// Drops the session's login, if any: no more events, the guest name and
+    /// the login's registration released, back to Unauthenticated.
+    pub(crate) fn forget_login(&mut self) {
+        let Some(identity) = self.identity.take() else { return };
+        self.ctx.hub.remove(self.id);
+        if identity.guest {
+            self.ctx.guests.release(&identity.name, identity.user);
+        }
+        if identity.family != 0 {
+            self.ctx.logins.remove(identity.family, self.id);
+        }
+        self.phase = Phase::Unauthenticated;
     }
 
     /// The logged-in identity (admission guarantees there is one).

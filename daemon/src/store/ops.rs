@@ -70,7 +70,7 @@ pub enum Refusal {
     #[error("the refresh token expired; log in again")]
     TokenExpired,
     #[error("this refresh token was used before; every session of this login is revoked, log in again")]
-    TokenReused,
+    TokenReused { family: u64 },
 }
 
 /// An operation's outcome: refused, or done.
@@ -190,7 +190,7 @@ fn rotate_refresh(
         // to be trusted any more. This write is the point of the refusal.
         family.revoked = true;
         families.insert(token.family, family)?;
-        return Ok(Err(Refusal::TokenReused));
+        return Ok(Err(Refusal::TokenReused { family: token.family }));
     }
     if token.expires_at_ms <= now {
         return Ok(Err(Refusal::TokenExpired));

@@ -141,7 +141,7 @@ async fn reusing_a_refresh_token_revokes_its_family() {
     let rotated = write(&f, WriteOp::RotateRefresh { presented: [5; 32], grant: grant(100) }).await.unwrap();
     let OpOutput::Rotated { user, family } = rotated else { panic!("{rotated:?}") };
     assert_eq!(user, alice);
-    assert_eq!(write(&f, WriteOp::RotateRefresh { presented: [5; 32], grant: grant(101) }).await, Err(Refusal::TokenReused));
+    assert_eq!(write(&f, WriteOp::RotateRefresh { presented: [5; 32], grant: grant(101) }).await, Err(Refusal::TokenReused { family }));
     assert!(f.store.token_family(family).unwrap().unwrap().revoked);
     // The newest token of the family is dead too.
     assert_eq!(write(&f, WriteOp::RotateRefresh { presented: [100; 32], grant: grant(102) }).await, Err(Refusal::TokenInvalid));
