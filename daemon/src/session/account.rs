@@ -244,24 +244,25 @@ impl Session {
             return Err(v1::Error::new(ErrorCode::GuestsDisabled, "this server does not admit guests; register instead"));
         }
         check_name("display_name", &guest.display_name)?;
+        let name = guest.display_name.to_lowercase();
         self.limit_logins()?;
-        let taken = || refusal(Refusal::NameTaken(guest.display_name.clone()));
-        if self.ctx.guests.is_held(&guest.display_name)
-            || self.ctx.store.user_by_name(&guest.display_name).map_err(internal)?.is_some()
+        let taken = || refusal(Refusal::NameTaken(name.clone()));
+        if self.ctx.guests.is_held(&name)
+            || self.ctx.store.user_by_name(&name).map_err(internal)?.is_some()
         {
             return Err(taken());
         }
-        let op = WriteOp::CreateGuest { name: guest.display_name.clone() };
+        let op = WriteOp::CreateGuest { name: name.clone() };
         let user = match self.ctx.writer.write(op).await.map_err(internal)?.map_err(refusal)? {
             OpOutput::User { user, .. } => user,
             other => return Err(unexpected(other)),
         };
         // Another guest may have taken the name meanwhile; the account just
         // created then stays unused.
-        if !self.ctx.guests.claim(&guest.display_name, user) {
+        if !self.ctx.guests.claim(&name, user) {
             return Err(taken());
         }
-        let identity = Identity { user, name: guest.display_name, guest: true, family: 0 };
+        let identity = Identity { user, name, guest: true, family: 0 };
         Ok(self.logged_in(identity, None))
     }
 
