@@ -29,6 +29,8 @@ pub struct Context {
     pub logins: LiveLogins,
     pub limiters: Limiters,
     pub next_session: AtomicU64,
+    /// Password hashes computed at once (each takes argon2's memory cost).
+    pub hashing: tokio::sync::Semaphore,
     /// Cancelled when the daemon shuts down.
     pub shutdown: CancellationToken,
     /// Every task the daemon runs.

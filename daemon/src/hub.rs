@@ -57,6 +57,8 @@ struct State {
 pub struct Hub {
     store: Store,
     max_resume_events: u64,
+    /// Encoded bytes one room's replay may queue; beyond it, RESET.
+    max_resume_bytes: usize,
     state: Mutex<State>,
 }
 
@@ -87,8 +89,8 @@ pub fn push(body: v1::server_frame::Body) -> v1::ServerFrame {
 }
 
 impl Hub {
-    pub fn new(store: Store, max_resume_events: u64) -> Self {
-        Self { store, max_resume_events, state: Mutex::new(State::default()) }
+    pub fn new(store: Store, max_resume_events: u64, max_resume_bytes: usize) -> Self {
+        Self { store, max_resume_events, max_resume_bytes, state: Mutex::new(State::default()) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -195,13 +197,27 @@ impl Hub {
                 resume::ResumePlan::Live => (v1::ResumeOutcome::Live, 0),
                 resume::ResumePlan::Reset => (v1::ResumeOutcome::Reset, 0),
                 resume::ResumePlan::Replay { after, head } => {
-                    let events = self.store.events(room, after.next(), head, usize::MAX, false)?;
-                    for (seq, event) in &events {
-                        let event = lookup.event(room.0, record.epoch, seq.0, event)?;
-                        let frame = push(v1::server_frame::Body::Event(event));
-                        subscriber.outbox.push(codec::encode(&frame, subscriber.encoding));
+                    let mut frames = Vec::new();
+                    let mut bytes = 0;
+                    for (seq, event) in self.store.events(room, after.next(), head, usize::MAX, false)? {
+                        let event = lookup.event(room.0, record.epoch, seq.0, &event)?;
+                        let frame = codec::encode(&push(v1::server_frame::Body::Event(event)), subscriber.encoding);
+                        bytes += frame.len();
+                        frames.push(frame);
+                        if bytes > self.max_resume_bytes {
+                            break;
+                        }
                     }
-                    (v1::ResumeOutcome::Replayed, events.len() as u64)
+                    if bytes > self.max_resume_bytes {
+                        // More than the session's queue can take at once.
+                        (v1::ResumeOutcome::Reset, 0)
+                    } else {
+                        let replayed = frames.len() as u64;
+                        for frame in frames {
+                            subscriber.outbox.push(frame);
+                        }
+                        (v1::ResumeOutcome::Replayed, replayed)
+                    }
                 }
             };
             entry.subscribers.insert(subscriber.id);
@@ -268,7 +284,7 @@ mod tests {
     async fn resume_during_appends_has_no_gap_and_no_duplicate() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("hub.redb")).unwrap();
-        let hub = Arc::new(Hub::new(store.clone(), 100_000));
+        let hub = Arc::new(Hub::new(store.clone(), 100_000, usize::MAX));
         let writer = Writer::start(store.database(), hub.clone());
         let handle = writer.handle();
         let grant = TokenGrant { hash: [1; 32], expires_at_ms: u64::MAX };
@@ -296,14 +312,17 @@ mod tests {
         });
 
         let mut sessions = Vec::new();
+        // A client's position is something it was sent: at most the head
+        // the previous resume reported as published.
+        let mut published = 2;
         for id in 0..40u64 {
             let outbox = Arc::new(Outbox::new(u64::MAX));
-            let head = store.room(room).unwrap().unwrap().head_seq;
-            let position = head.saturating_sub(id % 7);
+            let position = published - (id % 7).min(published - 1);
             let subscriber = Subscriber { id, user, encoding: Encoding::Proto, outbox: outbox.clone() };
             let positions = [v1::RoomPosition { room_id: room.0, epoch: 1, seq: position }];
             let status = hub.resume(subscriber, &positions).unwrap();
             assert_eq!(status[0].outcome, v1::ResumeOutcome::Replayed as i32);
+            published = status[0].head_seq;
             sessions.push((outbox, position));
             tokio::task::yield_now().await;
         }
@@ -325,7 +344,7 @@ mod tests {
     async fn resume_replays_only_what_was_published() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("hub.redb")).unwrap();
-        let writer = Writer::start(store.database(), Arc::new(Hub::new(store.clone(), 1000)));
+        let writer = Writer::start(store.database(), Arc::new(Hub::new(store.clone(), 1000, usize::MAX)));
         let handle = writer.handle();
         let grant = TokenGrant { hash: [1; 32], expires_at_ms: u64::MAX };
         let op = WriteOp::Register { name: "alice".into(), password_hash: String::new(), device_name: String::new(), grant };
@@ -338,7 +357,7 @@ mod tests {
         }
         writer.stop().await; // events 1..=10 are committed
 
-        let hub = Hub::new(store.clone(), 1000);
+        let hub = Hub::new(store.clone(), 1000, usize::MAX);
         hub.prepare(&[(room, 5)]); // 6..=10 committed, not yet published
         let outbox = Arc::new(Outbox::new(u64::MAX));
         let subscriber = Subscriber { id: 1, user, encoding: Encoding::Json, outbox: outbox.clone() };

@@ -58,7 +58,12 @@ impl Daemon {
         let identity = tls::load_or_generate(&config.tls, &data_dir)?;
         let fingerprint = identity.fingerprint();
 
-        let hub = Arc::new(Hub::new(store.clone(), config.limits.max_resume_events.into()));
+        let limits = &config.limits;
+        let hub = Arc::new(Hub::new(
+            store.clone(),
+            limits.max_resume_events.into(),
+            (limits.max_outbound_queue_bytes / 2) as usize,
+        ));
         let writer = Writer::start(store.database(), hub.clone());
         let secret = store.jwt_secret()?;
         let ctx = Arc::new(Context {
@@ -70,6 +75,7 @@ impl Daemon {
             guests: Default::default(),
             logins: Default::default(),
             next_session: 1.into(),
+            hashing: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             config,

@@ -44,7 +44,9 @@ impl Outbox {
             return false;
         }
         let len = frame.len() as u64;
-        if state.bytes + len > self.limit {
+        // One frame always fits in an empty queue, however large: a reply the
+        // server itself made big must not end the session forever.
+        if state.bytes > 0 && state.bytes + len > self.limit {
             // What is queued is moot: the client resumes from its own
             // position, which lies before anything still queued here.
             state.frames.clear();
@@ -120,6 +122,13 @@ mod tests {
             Drained::Frames => panic!("expected a close"),
         }
         assert!(out.is_empty());
+    }
+
+    #[tokio::test]
+    async fn one_frame_larger_than_the_limit_fits_an_empty_queue() {
+        let outbox = Outbox::new(100);
+        assert!(outbox.push(frame(500)));
+        assert!(!outbox.push(frame(1)), "but nothing may queue behind it");
     }
 
     #[tokio::test]

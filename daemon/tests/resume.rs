@@ -100,10 +100,12 @@ async fn the_sdk_resumes_across_a_restart_without_gaps_or_duplicates() {
         alice.create_room("general", v1::RoomKind::Public).await.unwrap();
         bob.join("general").await.unwrap();
 
+        // Bob keeps sending (paced, so the restart lands among his sends)...
         let sender = tokio::spawn(async move {
             let mut acked = Vec::new();
-            for n in 0..60 {
+            for n in 0..40 {
                 acked.push(bob.send("general", &format!("msg {n}")).await.expect("send is retried until applied").seq);
+                tokio::time::sleep(std::time::Duration::from_millis(3)).await;
             }
             (bob, acked)
         });
@@ -121,7 +123,11 @@ async fn the_sdk_resumes_across_a_restart_without_gaps_or_duplicates() {
         .await;
         td.restart_in_place().await;
 
-        let (bob, acked) = within("all sends", sender).await.unwrap();
+        let (bob, mut acked) = within("all sends", sender).await.unwrap();
+        // ...and more once the daemon is back.
+        for n in 40..60 {
+            acked.push(bob.send("general", &format!("msg {n}")).await.unwrap().seq);
+        }
         assert!(acked.windows(2).all(|w| w[0] < w[1]), "{wire:?}: {acked:?}");
         let mut texts = Vec::new();
         let mut reconnected = false;

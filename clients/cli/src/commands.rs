@@ -9,11 +9,12 @@ use std::{
 
 use anyhow::{Context as _, anyhow, bail};
 use confab_sdk::{
-    Client, ClientOptions, Encoding, Error, Event, Fingerprint, ReconnectPolicy, RoomId, Seq, ServerUrl, Trust, v1,
+    Client, ClientOptions, Encoding, Error, Event, Fingerprint, ReconnectPolicy, RoomId, RoomRef, Seq, ServerUrl,
+    Trust, v1,
 };
 
 use crate::{
-    output::Output,
+    output::{Output, shown},
     profile::{Profile, ProfileDir, StoredLogin},
 };
 
@@ -32,7 +33,7 @@ pub enum Command {
     Members { room: String },
     Dm { username: String },
     Send { room: String, text: String },
-    History { room: String, limit: u32, before: Option<u64>, after: Option<u64> },
+    History { room: String, limit: Option<u32>, before: Option<u64>, after: Option<u64> },
     Tail { room: String },
 }
 
@@ -86,33 +87,38 @@ pub async fn run(ctx: &mut Context, command: Command) -> anyhow::Result<()> {
         Command::Create { room, private } => {
             let client = connect_authenticated(ctx, false, one_shot()).await?;
             let kind = if private { v1::RoomKind::Private } else { v1::RoomKind::Public };
-            let info = client.create_room(room_name(&room), kind).await?;
+            let info = client.create_room(&room_name(&room), kind).await?;
             ctx.output.room("created", &info);
             finish(ctx, client).await?;
         }
         Command::Join { room } => {
             let client = connect_authenticated(ctx, false, one_shot()).await?;
-            let info = client.join(room_name(&room)).await?;
+            // A direct conversation is entered by opening it.
+            let info = match room.strip_prefix('@') {
+                Some(peer) => client.open_direct(peer).await?,
+                None => client.join(room_name(&room)).await?,
+            };
             ctx.output.room("joined", &info);
             finish(ctx, client).await?;
         }
         Command::Leave { room } => {
             let client = connect_authenticated(ctx, false, one_shot()).await?;
-            let name = room_name(&room);
-            client.leave(name).await?;
-            ctx.output.done("left", || format!("Left #{name}."));
+            let target = target(&client, &room).await?;
+            client.leave(target.room).await?;
+            ctx.output.done("left", || format!("Left {}.", shown(&target.name)));
             finish(ctx, client).await?;
         }
         Command::Invite { room, username } => {
             let client = connect_authenticated(ctx, false, one_shot()).await?;
-            let name = room_name(&room);
-            client.invite(name, &username).await?;
-            ctx.output.done("invited", || format!("Invited {username} to #{name}."));
+            let target = target(&client, &room).await?;
+            client.invite(target.room, &username).await?;
+            ctx.output.done("invited", || format!("Invited {username} to {}.", shown(&target.name)));
             finish(ctx, client).await?;
         }
         Command::Members { room } => {
             let client = connect_authenticated(ctx, false, one_shot()).await?;
-            let members = client.members(room_name(&room)).await?;
+            let target = target(&client, &room).await?;
+            let members = client.members(target.room).await?;
             ctx.output.members(&members);
             finish(ctx, client).await?;
         }
@@ -127,21 +133,22 @@ pub async fn run(ctx: &mut Context, command: Command) -> anyhow::Result<()> {
                 bail!("nothing to send: give the message text after the room");
             }
             let client = connect_authenticated(ctx, false, one_shot()).await?;
-            let name = room_name(&room);
-            let result = client.send(name, &text).await?;
-            ctx.output.sent(name, &result);
+            let target = target(&client, &room).await?;
+            let result = client.send(target.room, &text).await?;
+            ctx.output.sent(&target.name, &result);
             finish(ctx, client).await?;
         }
         Command::History { room, limit, before, after } => {
             let client = connect_authenticated(ctx, false, one_shot()).await?;
-            let name = room_name(&room);
+            let target = target(&client, &room).await?;
             let (direction, anchor) = match (before, after) {
                 (_, Some(after)) => (v1::HistoryDirection::Forward, after),
                 (before, None) => (v1::HistoryDirection::Backward, before.unwrap_or(0)),
             };
-            let page = client.history(name, direction, Seq(anchor), limit).await?;
+            let limit = limit.unwrap_or_else(|| default_history_page(&client));
+            let page = client.history(target.room, direction, Seq(anchor), limit).await?;
             for event in &page.events {
-                ctx.output.event(name, event);
+                ctx.output.event(&target.name, event);
             }
             if page.has_more && !ctx.output.json {
                 let hint = match (direction, page.events.first(), page.events.last()) {
@@ -153,14 +160,51 @@ pub async fn run(ctx: &mut Context, command: Command) -> anyhow::Result<()> {
             }
             finish(ctx, client).await?;
         }
-        Command::Tail { room } => tail(ctx, room_name(&room)).await?,
+        Command::Tail { room } => tail(ctx, &room).await?,
     }
     Ok(())
 }
 
-/// `#general` and `general` both name the room `general`.
-fn room_name(room: &str) -> &str {
-    room.strip_prefix('#').unwrap_or(room)
+/// `#general`, `General` and `general` all name the room `general` (room
+/// names are case-insensitive, and the server keeps them in lowercase).
+fn room_name(room: &str) -> String {
+    room.strip_prefix('#').unwrap_or(room).to_ascii_lowercase()
+}
+
+/// A room as the command line names it.
+struct Target {
+    /// How to ask the server about it.
+    room: RoomRef,
+    /// How to name it back: `general`, or `@bob` for a direct conversation.
+    name: String,
+}
+
+/// Resolves a room argument: a room name (`general`, `#general`), or
+/// `@user` for the direct conversation with that user (direct rooms have
+/// no name, so it is looked up among the user's rooms).
+async fn target(client: &Client, arg: &str) -> anyhow::Result<Target> {
+    let Some(peer) = arg.strip_prefix('@') else {
+        let name = room_name(arg);
+        return Ok(Target { room: RoomRef::Name(name.clone()), name });
+    };
+    let rooms = client.list_rooms(v1::RoomScope::Mine).await?;
+    let direct = rooms.iter().find_map(|room| {
+        let with = room.peer.as_ref().filter(|_| room.kind == v1::RoomKind::Direct as i32)?;
+        with.name.eq_ignore_ascii_case(peer).then(|| (room.room_id, with.name.clone()))
+    });
+    match direct {
+        Some((id, with)) => Ok(Target { room: RoomRef::Id(RoomId(id)), name: format!("@{with}") }),
+        None => bail!("you have no direct conversation with {peer}; open one with `confab dm {peer}`"),
+    }
+}
+
+/// `history` shows this many events unless told otherwise, or fewer when
+/// the server's pages are smaller (asking for more is an error).
+const DEFAULT_HISTORY_PAGE: u32 = 50;
+
+fn default_history_page(client: &Client) -> u32 {
+    let largest = client.welcome().and_then(|w| w.limits).map_or(0, |limits| limits.max_history_page);
+    if largest == 0 { DEFAULT_HISTORY_PAGE } else { DEFAULT_HISTORY_PAGE.min(largest) }
 }
 
 /// Reconnects for a one-shot command: a few attempts, then give up.
@@ -348,15 +392,21 @@ async fn logout(ctx: &mut Context) -> anyhow::Result<()> {
 }
 
 /// Prints the room's live events until Ctrl-C or the client stops for good.
-async fn tail(ctx: &mut Context, name: &str) -> anyhow::Result<()> {
+async fn tail(ctx: &mut Context, arg: &str) -> anyhow::Result<()> {
     let client = connect_authenticated(ctx, true, ReconnectPolicy::default()).await?;
+    let target = target(&client, arg).await?;
+    let name = target.name.as_str();
     let rooms = client.list_rooms(v1::RoomScope::Mine).await?;
-    let Some(room) = rooms.iter().find(|r| r.name == name && r.membership == v1::Membership::Joined as i32) else {
-        bail!("you are not in #{name}; join it first with `confab join {name}`");
+    let found = rooms.iter().find(|r| match &target.room {
+        RoomRef::Id(id) => r.room_id == id.0,
+        RoomRef::Name(wanted) => r.name.eq_ignore_ascii_case(wanted),
+    });
+    let Some(room) = found.filter(|r| r.membership == v1::Membership::Joined as i32) else {
+        bail!("you are not in {}; join it first with `confab join {name}`", shown(name));
     };
     let room_id = RoomId(room.room_id);
     if !ctx.output.json {
-        ctx.output.notice(format!("showing new events in #{name}; Ctrl-C to stop"));
+        ctx.output.notice(format!("showing new events in {}; Ctrl-C to stop", shown(name)));
     }
     let mut last: Option<(u64, u64)> = None;
     let mut reconnecting = false;
@@ -376,7 +426,7 @@ async fn tail(ctx: &mut Context, name: &str) -> anyhow::Result<()> {
                 last = Some((event.epoch, event.seq));
             }
             Event::RoomReset { room, epoch, head_seq } if room == room_id => {
-                catch_up(ctx, &client, name, last, epoch.0, head_seq).await?;
+                catch_up(ctx, &client, name, room_id, last, epoch.0, head_seq).await?;
                 last = Some((epoch.0, head_seq.0));
             }
             Event::Reconnecting { attempt, delay, error } => {
@@ -389,7 +439,10 @@ async fn tail(ctx: &mut Context, name: &str) -> anyhow::Result<()> {
                 ctx.output.notice("reconnected");
             }
             Event::TokensRefreshed(_) => save_tokens(ctx, &client)?,
-            Event::ServerClosed { reason, .. } => ctx.output.notice(format!("the server closed the connection: {reason}")),
+            // A final close is reported as the error that follows.
+            Event::ServerClosed { code, reason } if v1::CloseCode::is_reconnect_code(code) => {
+                ctx.output.notice(format!("the server closed the connection: {reason}"))
+            }
             Event::Disconnected { reason } => return Err(reason.into()),
             _ => {}
         }
@@ -403,20 +456,21 @@ async fn catch_up(
     ctx: &Context,
     client: &Client,
     name: &str,
+    room_id: RoomId,
     last: Option<(u64, u64)>,
     epoch: u64,
     head: Seq,
 ) -> anyhow::Result<()> {
     const MAX_PAGES: usize = 20;
     let Some((last_epoch, mut seen)) = last.filter(|&(e, _)| e == epoch) else {
-        ctx.output.notice(format!("the history of #{name} was reset; earlier events are not shown"));
+        ctx.output.notice(format!("the history of {} was reset; earlier events are not shown", shown(name)));
         return Ok(());
     };
     for _ in 0..MAX_PAGES {
         if seen >= head.0 {
             return Ok(());
         }
-        let page = client.history(name, v1::HistoryDirection::Forward, Seq(seen), 0).await?;
+        let page = client.history(room_id, v1::HistoryDirection::Forward, Seq(seen), 0).await?;
         if page.epoch != last_epoch {
             break;
         }
@@ -430,6 +484,17 @@ async fn catch_up(
             return Ok(());
         }
     }
-    ctx.output.notice(format!("some events of #{name} were missed; see `confab history {name}`"));
+    ctx.output.notice(format!("some events of {} were missed; see `confab history {name}`", shown(name)));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_arguments_name_rooms_case_insensitively() {
+        assert_eq!(room_name("#General"), "general");
+        assert_eq!(room_name("ops-2"), "ops-2");
+    }
 }

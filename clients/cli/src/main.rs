@@ -95,17 +95,31 @@ enum CliCommand {
         private: bool,
     },
     /// Join a room
-    Join { room: String },
+    Join {
+        /// The room: NAME or #NAME, or @USER for the direct conversation with USER
+        room: String,
+    },
     /// Leave a room
-    Leave { room: String },
+    Leave {
+        /// The room: NAME or #NAME, or @USER for the direct conversation with USER
+        room: String,
+    },
     /// Invite a user to a room
-    Invite { room: String, user: String },
+    Invite {
+        /// The room: NAME or #NAME
+        room: String,
+        user: String,
+    },
     /// List a room's members
-    Members { room: String },
-    /// Open the direct conversation with a user
+    Members {
+        /// The room: NAME or #NAME, or @USER for the direct conversation with USER
+        room: String,
+    },
+    /// Open the direct conversation with a user; other commands name it @USER
     Dm { user: String },
     /// Send a message
     Send {
+        /// The room: NAME or #NAME, or @USER for the direct conversation with USER
         room: String,
         /// The message (several words are joined with spaces)
         #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
@@ -113,10 +127,12 @@ enum CliCommand {
     },
     /// Show a page of a room's history
     History {
+        /// The room: NAME or #NAME, or @USER for the direct conversation with USER
         room: String,
-        /// Most events to show (0: the server's default)
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
+        /// Most events to show [default: 50, or the server's largest page
+        /// if that is smaller; 0: the server's largest page]
+        #[arg(long)]
+        limit: Option<u32>,
         /// Events before this sequence number
         #[arg(long, value_name = "SEQ", conflicts_with = "after")]
         before: Option<u64>,
@@ -125,7 +141,10 @@ enum CliCommand {
         after: Option<u64>,
     },
     /// Print a room's new events as they happen, until Ctrl-C
-    Tail { room: String },
+    Tail {
+        /// The room: NAME or #NAME, or @USER for the direct conversation with USER
+        room: String,
+    },
 }
 
 impl From<CliCommand> for Command {

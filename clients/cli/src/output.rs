@@ -83,6 +83,7 @@ impl Output {
         }
     }
 
+    /// `room_name`: `general`, or `@bob` for a direct conversation.
     pub fn sent(&self, room_name: &str, result: &v1::SendResult) {
         let value = json!({
             "room": room_name,
@@ -93,9 +94,10 @@ impl Output {
             "time_ms": result.server_time_ms,
             "duplicate": result.duplicate,
         });
-        self.emit(value, || format!("Sent to #{room_name} (seq {}).", result.seq));
+        self.emit(value, || format!("Sent to {} (seq {}).", shown(room_name), result.seq));
     }
 
+    /// `room_name`: `general`, or `@bob` for a direct conversation.
     pub fn event(&self, room_name: &str, event: &v1::RoomEvent) {
         self.emit(event_json(room_name, event), || event_line(room_name, event, &Local));
     }
@@ -132,17 +134,28 @@ fn role_name(role: i32) -> &'static str {
     }
 }
 
+/// How the command line names a room: its name, or `@peer` for a direct
+/// conversation (direct rooms have no name).
+fn room_arg(room: &v1::RoomInfo) -> String {
+    match &room.peer {
+        Some(peer) if room.kind == v1::RoomKind::Direct as i32 => format!("@{}", peer.name),
+        _ => room.name.clone(),
+    }
+}
+
+/// `#name` for a room name, `@peer` as it is.
+pub fn shown(room_arg: &str) -> String {
+    if room_arg.starts_with('@') { room_arg.to_owned() } else { format!("#{room_arg}") }
+}
+
 /// `#name`, or `@peer` for a direct conversation.
 fn room_label(room: &v1::RoomInfo) -> String {
-    match &room.peer {
-        Some(peer) if room.kind == v1::RoomKind::Direct as i32 => format!("@{} (#{})", peer.name, room.name),
-        _ => format!("#{}", room.name),
-    }
+    shown(&room_arg(room))
 }
 
 fn room_json(room: &v1::RoomInfo) -> Value {
     json!({
-        "room": room.name,
+        "room": room_arg(room),
         "room_id": room.room_id,
         "kind": kind_name(room.kind),
         "membership": membership_name(room.membership),
@@ -264,7 +277,8 @@ fn event_json(room_name: &str, event: &v1::RoomEvent) -> Value {
     value
 }
 
-/// `[2026-11-23 12:00:01] #general <alice> hello`, in `zone`'s time.
+/// `[2026-11-23 12:00:01] #general <alice> hello`, in `zone`'s time
+/// (`@bob <bob> hi` in a direct conversation).
 fn event_line<Z: TimeZone>(room_name: &str, event: &v1::RoomEvent, zone: &Z) -> String
 where
     Z::Offset: std::fmt::Display,
@@ -275,8 +289,9 @@ where
         .map(|t| t.with_timezone(zone).format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_else(|| "????-??-?? ??:??:??".into());
     let sender = event.sender.as_ref().map(|u| terminal_safe(&u.name)).unwrap_or_else(|| "?".into());
+    let room = shown(room_name);
     let what = match &event.kind {
-        Some(Kind::Message(message)) => return format!("[{time}] #{room_name} <{sender}> {}", terminal_safe(&message.text)),
+        Some(Kind::Message(message)) => return format!("[{time}] {room} <{sender}> {}", terminal_safe(&message.text)),
         Some(Kind::RoomCreated(_)) => "created the room".to_owned(),
         Some(Kind::MemberJoined(_)) => "joined".to_owned(),
         Some(Kind::MemberLeft(_)) => "left".to_owned(),
@@ -286,7 +301,7 @@ where
         }
         None => "did something this client does not know how to show".to_owned(),
     };
-    format!("[{time}] #{room_name} * {sender} {what}")
+    format!("[{time}] {room} * {sender} {what}")
 }
 
 /// Text another user wrote, made harmless for a terminal: control
@@ -351,6 +366,23 @@ mod tests {
         assert_eq!(value["text"], "hello");
         assert_eq!(value["time"], "2026-11-18T12:00:01.000Z");
         assert_eq!(iso_time(0), Value::Null);
+    }
+
+    #[test]
+    fn direct_conversations_are_named_by_the_peer() {
+        let direct = v1::RoomInfo {
+            room_id: 9,
+            kind: v1::RoomKind::Direct as i32,
+            member_count: 2,
+            membership: v1::Membership::Joined as i32,
+            peer: Some(v1::User { user_id: 6, name: "bob".into(), guest: false }),
+            ..Default::default()
+        };
+        assert_eq!(room_label(&direct), "@bob");
+        assert_eq!(room_json(&direct)["room"], "@bob");
+        assert!(rooms_table(&[direct]).contains("\n@bob  direct"));
+        assert_eq!(event_line("@bob", &message(1, "hi"), &Utc), "[2026-11-18 12:00:01] @bob <alice> hi");
+        assert_eq!(shown("general"), "#general");
     }
 
     #[test]

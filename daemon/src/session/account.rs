@@ -61,6 +61,7 @@ impl Session {
         work: impl FnOnce(&crate::auth::Auth) -> T + Send + 'static,
     ) -> Result<T, v1::Error> {
         let ctx = self.ctx.clone();
+        let _permit = self.ctx.hashing.acquire().await.expect("the hashing semaphore is never closed");
         tokio::task::spawn_blocking(move || work(&ctx.auth))
             .await
             .map_err(|_| v1::Error::temporary(ErrorCode::Internal, "password hashing failed", 1000))
@@ -216,7 +217,8 @@ impl Session {
             return Err(v1::Error::new(ErrorCode::AccountDisabled, "this account is disabled"));
         }
         if record.is_guest() {
-            if !self.ctx.guests.claim(&record.name, user) {
+            let registered = self.ctx.store.user_by_name(&record.name).map_err(internal)?.is_some();
+            if registered || !self.ctx.guests.claim(&record.name, user) {
                 return Err(refusal(Refusal::NameTaken(record.name)));
             }
         } else {

@@ -97,7 +97,7 @@ impl Session {
             }
             Ok(v1::HistoryDirection::Forward) => {
                 let mut events =
-                    store.events(room.id, Seq(get.anchor_seq + 1), Seq(head), limit + 1, false).map_err(internal)?;
+                    store.events(room.id, Seq(get.anchor_seq.saturating_add(1)), Seq(head), limit + 1, false).map_err(internal)?;
                 let more = events.len() > limit;
                 events.truncate(limit);
                 (events, more)
@@ -105,11 +105,26 @@ impl Session {
             Err(_) => return Err(v1::Error::new(ErrorCode::InvalidArgument, "direction must be BACKWARD or FORWARD")),
         };
         let mut lookup = convert::UserLookup::new(store);
-        let events = events
+        let mut events = events
             .iter()
             .map(|(seq, record)| lookup.event(room.id.0, room.record.epoch, seq.0, record))
             .collect::<Result<Vec<_>, _>>()
             .map_err(internal)?;
+        // A page stays well inside the session's outbound queue: fewer
+        // events (the ones nearest the anchor) and `has_more` instead.
+        let budget = self.ctx.config.limits.max_outbound_queue_bytes as usize / 2;
+        let backward = get.direction != v1::HistoryDirection::Forward as i32;
+        let kept = if backward {
+            fitting(events.iter().rev(), budget)
+        } else {
+            fitting(events.iter(), budget)
+        };
+        let has_more = has_more || kept < events.len();
+        if backward {
+            events.drain(..events.len() - kept);
+        } else {
+            events.truncate(kept);
+        }
         Ok(Body::History(v1::HistoryPage {
             room_id: room.id.0,
             epoch: room.record.epoch,
@@ -118,4 +133,19 @@ impl Session {
             head_seq: head,
         }))
     }
+}
+
+/// How many of `events`, taken in order, fit in `budget` encoded bytes
+/// (always at least one).
+fn fitting<'a>(events: impl Iterator<Item = &'a v1::RoomEvent>, budget: usize) -> usize {
+    let mut size = 0;
+    let mut count = 0;
+    for event in events {
+        size += prost::Message::encoded_len(event);
+        if count > 0 && size > budget {
+            break;
+        }
+        count += 1;
+    }
+    count
 }

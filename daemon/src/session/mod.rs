@@ -27,6 +27,10 @@ use crate::{
     transport::{FrameReader, FrameWriter, Inbound},
 };
 
+/// How long a closing session's writer may take to deliver the Close before
+/// the connection is dropped (a peer that stopped reading must not hold it).
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
 /// A reply that is ready, or one that completes later (a durable write)
 /// while the session goes on reading.
 pub(crate) enum Reply {
@@ -102,14 +106,19 @@ impl Session {
         let mut pending: FuturesUnordered<Pin<Box<dyn Future<Output = v1::ServerFrame> + Send>>> =
             FuturesUnordered::new();
         let shutdown = self.ctx.shutdown.clone();
-        // Cleared once the inbound side is unusable (closing for a framing
-        // error): nothing more is read while the Close goes out.
+        // Once the session is closing nothing more is read, and the writer
+        // gets `CLOSE_GRACE` to deliver the Close before it is cut off.
         let mut reading = true;
+        let mut close_deadline: Option<Instant> = None;
         loop {
-            let deadline = if self.phase == Phase::AwaitingHello {
-                liveness.next_deadline().min(handshake_deadline)
-            } else {
-                liveness.next_deadline()
+            if self.outbox.is_closing() {
+                reading = false;
+                close_deadline.get_or_insert_with(|| Instant::now() + CLOSE_GRACE);
+            }
+            let deadline = match close_deadline {
+                Some(deadline) => deadline,
+                None if self.phase == Phase::AwaitingHello => liveness.next_deadline().min(handshake_deadline),
+                None => liveness.next_deadline(),
             };
             let max = self.max_frame_bytes();
             tokio::select! {
@@ -122,7 +131,6 @@ impl Session {
                             }
                         }
                         Inbound::TooLarge { len, max } => {
-                            reading = false;
                             self.close(v1::CloseCode::FrameTooLarge, format!(
                                 "frame of {} exceeds the limit of {max} bytes{}",
                                 if len > 0 { format!("{len} bytes") } else { "more bytes".into() },
@@ -131,7 +139,6 @@ impl Session {
                         }
                         Inbound::Malformed(why) => self.send_error(0, v1::Error::new(ErrorCode::BadFrame, why)),
                         Inbound::Unframeable(why) => {
-                            reading = false;
                             self.close(v1::CloseCode::ProtocolViolation, format!("cannot read frames: {why}"));
                         }
                         Inbound::Closed => break,
@@ -142,7 +149,10 @@ impl Session {
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     let now = Instant::now();
-                    if self.phase == Phase::AwaitingHello && now >= handshake_deadline {
+                    if close_deadline.is_some() {
+                        tracing::debug!("the peer did not take the Close in time");
+                        break;
+                    } else if self.phase == Phase::AwaitingHello && now >= handshake_deadline {
                         self.close(v1::CloseCode::HandshakeTimeout, "no Hello within the handshake timeout".into());
                     } else {
                         match liveness.poll(now) {
@@ -167,11 +177,13 @@ impl Session {
     }
 
     /// Cleans up once the reading side is done.
-    async fn end(mut self, writer_task: tokio::task::JoinHandle<()>) {
+    async fn end(mut self, mut writer_task: tokio::task::JoinHandle<()>) {
         self.forget_login();
         if !writer_task.is_finished() {
             self.outbox.close(v1::Close { code: v1::CloseCode::ServerShutdown as i32, reason: "session ended".into() });
-            let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
+            if tokio::time::timeout(CLOSE_GRACE, &mut writer_task).await.is_err() {
+                writer_task.abort();
+            }
         }
         tracing::debug!("session ended");
     }

@@ -100,7 +100,10 @@ impl Store {
     pub fn jwt_secret(&self) -> Result<Vec<u8>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(META)?;
-        Ok(table.get(meta::JWT_SECRET)?.map(|v| v.value().to_vec()).unwrap_or_default())
+        match table.get(meta::JWT_SECRET)?.map(|v| v.value().to_vec()) {
+            Some(secret) if secret.len() >= 32 => Ok(secret),
+            _ => Err(StoreError::BatchFailed("the store has no token signing key; it is damaged".into())),
+        }
     }
 
     pub fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {

@@ -15,7 +15,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("test.redb")).unwrap();
-    let hub = Arc::new(Hub::new(store.clone(), 1000));
+    let hub = Arc::new(Hub::new(store.clone(), 1000, usize::MAX));
     let writer = Writer::start(store.database(), hub);
     Fixture { _dir: dir, store, writer }
 }

@@ -50,6 +50,8 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener, sessions: Arc<Semap
                 })
             };
             let connection = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
                 .max_buf_size(16 * 1024)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();

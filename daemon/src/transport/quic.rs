@@ -20,8 +20,12 @@ pub fn bind(identity: &Identity, config: &Config) -> anyhow::Result<quinn::Endpo
     transport
         .max_idle_timeout(Some(config.idle_timeout().try_into()?))
         .keep_alive_interval(Some(config.ping_interval()))
-        .max_concurrent_bidi_streams(4u8.into())
-        .max_concurrent_uni_streams(0u8.into());
+        // One stream per session; receive windows sized to frames, not to
+        // quinn's bulk-transfer defaults.
+        .max_concurrent_bidi_streams(1u8.into())
+        .max_concurrent_uni_streams(0u8.into())
+        .stream_receive_window((2 * config.limits.max_frame_bytes).into())
+        .receive_window((4 * config.limits.max_frame_bytes).into());
     server.transport_config(Arc::new(transport));
     let endpoint = quinn::Endpoint::server(server, config.quic.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen for QUIC on {}: {e}", config.quic.listen))?;

@@ -103,11 +103,14 @@ pub struct DaemonSpec {
     pub quic_port: Option<u16>,
     /// `accounts.access_token_ttl_secs`.
     pub access_token_ttl_secs: Option<u64>,
+    /// `limits.max_history_page`.
+    pub max_history_page: Option<u32>,
 }
 
 /// A `confabd serve` process with its own temporary directory (config, log
 /// and data), killed when dropped.
 pub struct Daemon {
+    binary: PathBuf,
     child: Option<Child>,
     root: tempfile::TempDir,
     spec: DaemonSpec,
@@ -123,8 +126,10 @@ impl Daemon {
     }
 
     pub fn start_with(spec: DaemonSpec) -> Daemon {
+        let binary = confabd_binary();
         let root = tempfile::tempdir().expect("a temporary directory");
         let mut daemon = Daemon {
+            binary,
             child: None,
             root,
             spec,
@@ -173,11 +178,14 @@ impl Daemon {
         if let Some(ttl) = self.spec.access_token_ttl_secs {
             config.push_str(&format!("access_token_ttl_secs = {ttl}\n"));
         }
+        if let Some(page) = self.spec.max_history_page {
+            config.push_str(&format!("\n[limits]\nmax_history_page = {page}\n"));
+        }
         std::fs::write(&config_path, config).expect("write confabd.toml");
         // Only this run's log lines count (a restart appends to the same log).
         let log_start = self.log().len();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("open the log");
-        let child = Command::new(confabd_binary())
+        let child = Command::new(&self.binary)
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
@@ -352,8 +360,8 @@ impl Outcome {
         self.stdout
             .lines()
             .map(|line| {
-                let value: Value = serde_json::from_str(line)
-                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}\n{self}"));
+                let value: Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}\n{self}"));
                 assert!(value.is_object(), "not a JSON object: {line:?}\n{self}");
                 value
             })
