@@ -139,13 +139,18 @@ async fn the_sdk_resumes_across_a_restart_without_gaps_or_duplicates() {
                             texts.push(text.to_owned());
                         }
                     }
-                    Event::Connected { .. } => reconnected = true,
+                    // (Connected comes after the replay; the shutdown notice
+                    // comes before it.)
+                    Event::ServerClosed { code, .. } => {
+                        assert_eq!(code, v1::CloseCode::ServerShutdown as i32);
+                        reconnected = true;
+                    }
                     _ => {}
                 }
             }
         })
         .await;
-        assert!(reconnected, "{wire:?}: the client reconnected");
+        assert!(reconnected, "{wire:?}: the client was told to reconnect");
         let expected: Vec<String> = (10..60).map(|n| format!("msg {n}")).collect();
         assert_eq!(texts, expected, "{wire:?}: every message once, in order");
 
