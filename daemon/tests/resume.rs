@@ -160,3 +160,67 @@ async fn the_sdk_resumes_across_a_restart_without_gaps_or_duplicates() {
         td.stop().await;
     }
 }
+
+/// A session that stops reading is closed with SLOW_CONSUMER once its
+/// queue is full, and resuming from its last position fills the gap.
+#[tokio::test]
+async fn a_session_that_falls_behind_is_told_to_resume() {
+    let td = TestDaemon::start_with(|c| {
+        c.limits.max_frame_bytes_unauthenticated = 16 * 1024;
+        c.limits.max_frame_bytes = 16 * 1024;
+        c.limits.max_message_bytes = 8 * 1024;
+        c.limits.max_outbound_queue_bytes = 64 * 1024;
+    })
+    .await;
+    let alice = td.user(Wire::WsProto, "alice").await;
+    let room = alice.create_room("flood", v1::RoomKind::Public).await.unwrap();
+    let mut slow = td.raw(Wire::WsProto).await;
+    raw_login(&mut slow, "alice").await;
+    match slow.request(Command::Resume(v1::Resume::default())).await.unwrap() {
+        Body::Resumed(_) => {}
+        other => panic!("{other:?}"),
+    }
+    // The slow session reads nothing while far more than the socket buffers
+    // and its queue can hold is sent.
+    let text = "x".repeat(8 * 1024 - 16);
+    for n in 0..1500 {
+        alice.send("flood", &format!("{n:05} {text}")).await.unwrap();
+    }
+    let mut last_seen = 0;
+    let close = loop {
+        let frame = within("the close", slow.recv_frame()).await;
+        match frame {
+            Ok(v1::ServerFrame { body: Some(Body::Event(event)), .. }) => {
+                assert_eq!(event.seq, last_seen.max(2) + 1, "no gap before the close");
+                last_seen = event.seq;
+            }
+            Ok(v1::ServerFrame { body: Some(Body::Close(close)), .. }) => break close,
+            Ok(other) => panic!("{other:?}"),
+            Err(error) => panic!("closed without a Close frame: {error}"),
+        }
+    };
+    assert_eq!(close.code, v1::CloseCode::SlowConsumer as i32);
+    let head = alice.history("flood", v1::HistoryDirection::Backward, confab_sdk::Seq(0), 1).await.unwrap().head_seq;
+    assert!(last_seen < head, "it did fall behind ({last_seen} of {head})");
+
+    // Reconnect and resume from the last event seen: the gap is replayed
+    // (or, if too large for one queue, the room is reset, never skipped).
+    let mut again = td.raw(Wire::WsProto).await;
+    raw_login(&mut again, "alice").await;
+    let position = v1::RoomPosition { room_id: room.room_id, epoch: 1, seq: last_seen };
+    let id = again.send_command(Command::Resume(v1::Resume { positions: vec![position] })).await.unwrap();
+    let mut replayed = Vec::new();
+    let status = loop {
+        let frame = within("resume", again.recv_frame()).await.unwrap();
+        match frame.body {
+            Some(Body::Event(event)) => replayed.push(event.seq),
+            Some(Body::Resumed(result)) if frame.request_id == id => break result.rooms,
+            other => panic!("{other:?}"),
+        }
+    };
+    match v1::ResumeOutcome::try_from(status[0].outcome).unwrap() {
+        v1::ResumeOutcome::Replayed => assert_eq!(replayed, (last_seen + 1..=head).collect::<Vec<_>>()),
+        v1::ResumeOutcome::Reset => assert!(replayed.is_empty() && status[0].head_seq == head),
+        other => panic!("{other:?}"),
+    }
+}
