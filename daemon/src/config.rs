@@ -110,6 +110,8 @@ pub struct RateLimitsConfig {
     pub sends_per_guest: Rate,
     /// Room creations and joins per user.
     pub joins_per_user: Rate,
+    /// `Resume` commands per user (each replays from the store).
+    pub resumes_per_user: Rate,
 }
 
 impl Default for ServerConfig {
@@ -168,6 +170,7 @@ impl Default for RateLimitsConfig {
             sends_per_user: Rate { per_second: 50.0, burst: 200 },
             sends_per_guest: Rate { per_second: 2.0, burst: 10 },
             joins_per_user: Rate { per_second: 2.0, burst: 30 },
+            resumes_per_user: Rate { per_second: 1.0, burst: 30 },
         }
     }
 }
@@ -238,6 +241,7 @@ impl Config {
             ("rate_limits.sends_per_user", self.rate_limits.sends_per_user),
             ("rate_limits.sends_per_guest", self.rate_limits.sends_per_guest),
             ("rate_limits.joins_per_user", self.rate_limits.joins_per_user),
+            ("rate_limits.resumes_per_user", self.rate_limits.resumes_per_user),
         ] {
             if !rate.per_second.is_finite() || rate.per_second <= 0.0 || rate.burst == 0 {
                 return invalid(key, "needs per_second > 0 and burst >= 1");

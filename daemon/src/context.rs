@@ -42,6 +42,7 @@ pub struct Limiters {
     pub sends: Mutex<RateLimiter<UserId>>,
     pub guest_sends: Mutex<RateLimiter<UserId>>,
     pub joins: Mutex<RateLimiter<UserId>>,
+    pub resumes: Mutex<RateLimiter<UserId>>,
 }
 
 impl Limiters {
@@ -52,6 +53,7 @@ impl Limiters {
             sends: Mutex::new(RateLimiter::new(r.sends_per_user)),
             guest_sends: Mutex::new(RateLimiter::new(r.sends_per_guest)),
             joins: Mutex::new(RateLimiter::new(r.joins_per_user)),
+            resumes: Mutex::new(RateLimiter::new(r.resumes_per_user)),
         }
     }
 }

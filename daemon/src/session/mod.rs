@@ -312,6 +312,8 @@ impl Session {
 
     fn resume(&mut self, resume: v1::Resume) -> Result<Body, v1::Error> {
         let identity = self.identity()?;
+        crate::context::check(&self.ctx.limiters.resumes, &identity.user)
+            .map_err(|wait| rate_limited(wait, "Resume commands"))?;
         let subscriber =
             Subscriber { id: self.id, user: identity.user, encoding: self.encoding, outbox: self.outbox.clone() };
         let rooms = self.ctx.hub.resume(subscriber, &resume.positions).map_err(internal)?;

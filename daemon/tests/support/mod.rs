@@ -32,6 +32,7 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
     config.rate_limits.logins_per_address = generous;
     config.rate_limits.sends_per_user = generous;
     config.rate_limits.joins_per_user = generous;
+    config.rate_limits.resumes_per_user = generous;
     config
 }
 
