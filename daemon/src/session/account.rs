@@ -67,19 +67,25 @@ impl Session {
             .map_err(|_| v1::Error::temporary(ErrorCode::Internal, "password hashing failed", 1000))
     }
 
-    /// Marks the session as logged in and answers with fresh tokens.
+    /// Marks the session as logged in and answers with a fresh access token
+    /// (and the refresh token, when the login made one).
     fn logged_in(&mut self, identity: Identity, refresh_token: Option<(String, u64)>) -> Body {
-        let now = now_ms();
         let (access_token, access_expires_at_ms) =
-            self.ctx.auth.access_token(identity.user, &identity.name, identity.guest, identity.family, now);
+            self.ctx.auth.access_token(identity.user, &identity.name, identity.guest, identity.family, now_ms());
         let (refresh_token, refresh_expires_at_ms) = refresh_token.unwrap_or_default();
-        let result = v1::AuthResult {
-            user: Some(v1::User { user_id: identity.user.0, name: identity.name.clone(), guest: identity.guest }),
+        let user = self.enter(identity);
+        Body::Auth(v1::AuthResult {
+            user: Some(user),
             access_token,
             access_expires_at_ms,
             refresh_token,
             refresh_expires_at_ms,
-        };
+        })
+    }
+
+    /// Moves the session to Authenticated as `identity`.
+    fn enter(&mut self, identity: Identity) -> v1::User {
+        let user = v1::User { user_id: identity.user.0, name: identity.name.clone(), guest: identity.guest };
         tracing::Span::current().record("user_id", identity.user.0);
         tracing::info!(guest = identity.guest, "logged in");
         if identity.family != 0 {
@@ -87,7 +93,7 @@ impl Session {
         }
         self.identity = Some(identity);
         self.phase = Phase::Authenticated;
-        Body::Auth(result)
+        user
     }
 
     pub(super) async fn register(&mut self, register: v1::Register) -> Result<Body, v1::Error> {
@@ -229,16 +235,9 @@ impl Session {
         }
         let guest = record.is_guest();
         let identity = Identity { user, name: record.name, guest, family: claims.fam };
-        let body = self.logged_in(identity, None);
         // Reconnecting clients keep their tokens: answer without new ones.
-        Ok(match body {
-            Body::Auth(result) => Body::Auth(v1::AuthResult {
-                access_token: String::new(),
-                access_expires_at_ms: 0,
-                ..result
-            }),
-            other => other,
-        })
+        let user = self.enter(identity);
+        Ok(Body::Auth(v1::AuthResult { user: Some(user), ..Default::default() }))
     }
 
     pub(super) async fn guest_login(&mut self, guest: v1::GuestLogin) -> Result<Body, v1::Error> {
