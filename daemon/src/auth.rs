@@ -215,8 +215,9 @@ impl LiveLogins {
             if session != except {
                 outbox.close(v1::Close {
                     code: v1::CloseCode::LoginRevoked as i32,
-                    reason: "this login was revoked (logged out elsewhere, or its refresh token was reused); log in again"
-                        .into(),
+                    reason:
+                        "this login was revoked (logged out elsewhere, or its refresh token was reused); log in again"
+                            .into(),
                 });
             }
         }
@@ -252,7 +253,8 @@ mod tests {
 
         let (old, _) = auth.access_token(UserId(7), "alice", false, 3, now - 3_600_000);
         assert_eq!(auth.verify_access(&old).unwrap_err(), TokenError::Expired);
-        let other = Auth::new(AccountsConfig { argon2_memory_kib: 64, argon2_iterations: 1, ..Default::default() }, b"x");
+        let other =
+            Auth::new(AccountsConfig { argon2_memory_kib: 64, argon2_iterations: 1, ..Default::default() }, b"x");
         assert_eq!(other.verify_access(&token).unwrap_err(), TokenError::Invalid);
         assert_eq!(auth.verify_access("garbage").unwrap_err(), TokenError::Invalid);
     }

@@ -1,7 +1,11 @@
 //! Configuration: one sectioned TOML file, every default in this file,
 //! unknown keys rejected, validated at start with the key named in the error.
 
-use std::{net::SocketAddr, path::{Path, PathBuf}, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use serde::Deserialize;
 
@@ -189,24 +193,23 @@ pub enum ConfigError {
 impl Config {
     /// Reads and validates a TOML file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Self::parse(&text, path)
     }
 
     /// Parses and validates TOML text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
         config.validate(path)?;
         Ok(config)
     }
 
     /// Checks the values serde cannot.
     pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |key, problem: &str| {
-            Err(ConfigError::Invalid { path: path.to_owned(), key, problem: problem.to_owned() })
-        };
+        let invalid =
+            |key, problem: &str| Err(ConfigError::Invalid { path: path.to_owned(), key, problem: problem.to_owned() });
         let l = &self.limits;
         if l.max_frame_bytes_unauthenticated < 1024 {
             return invalid("limits.max_frame_bytes_unauthenticated", "must be at least 1024");
@@ -234,7 +237,10 @@ impl Config {
             return invalid("accounts.refresh_token_ttl_secs", "must be at least accounts.access_token_ttl_secs (> 0)");
         }
         if argon2::Params::new(a.argon2_memory_kib, a.argon2_iterations, a.argon2_parallelism, None).is_err() {
-            return invalid("accounts.argon2_memory_kib", "with argon2_iterations and argon2_parallelism is not a valid argon2id cost");
+            return invalid(
+                "accounts.argon2_memory_kib",
+                "with argon2_iterations and argon2_parallelism is not a valid argon2id cost",
+            );
         }
         for (key, rate) in [
             ("rate_limits.logins_per_address", self.rate_limits.logins_per_address),

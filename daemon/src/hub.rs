@@ -189,10 +189,7 @@ impl Hub {
                 .entry(room)
                 .or_insert_with(|| RoomEntry { published_head: record.head_seq, ..Default::default() });
             let head = Seq(entry.published_head);
-            let position = positions
-                .iter()
-                .find(|p| p.room_id == room.0)
-                .map(|p| (Epoch(p.epoch), Seq(p.seq)));
+            let position = positions.iter().find(|p| p.room_id == room.0).map(|p| (Epoch(p.epoch), Seq(p.seq)));
             let (outcome, replayed) = match resume::plan(position, Epoch(record.epoch), head, self.max_resume_events) {
                 resume::ResumePlan::Live => (v1::ResumeOutcome::Live, 0),
                 resume::ResumePlan::Reset => (v1::ResumeOutcome::Reset, 0),
@@ -288,7 +285,8 @@ mod tests {
         let writer = Writer::start(store.database(), hub.clone());
         let handle = writer.handle();
         let grant = TokenGrant { hash: [1; 32], expires_at_ms: u64::MAX };
-        let op = WriteOp::Register { name: "alice".into(), password_hash: String::new(), device_name: String::new(), grant };
+        let op =
+            WriteOp::Register { name: "alice".into(), password_hash: String::new(), device_name: String::new(), grant };
         let OpOutput::User { user, .. } = handle.write(op).await.unwrap().unwrap() else { panic!() };
         let op = WriteOp::CreateRoom { creator: user, name: "general".into(), kind: RoomKind::Public };
         let OpOutput::Room { room } = handle.write(op).await.unwrap().unwrap() else { panic!() };
@@ -347,7 +345,8 @@ mod tests {
         let writer = Writer::start(store.database(), Arc::new(Hub::new(store.clone(), 1000, usize::MAX)));
         let handle = writer.handle();
         let grant = TokenGrant { hash: [1; 32], expires_at_ms: u64::MAX };
-        let op = WriteOp::Register { name: "alice".into(), password_hash: String::new(), device_name: String::new(), grant };
+        let op =
+            WriteOp::Register { name: "alice".into(), password_hash: String::new(), device_name: String::new(), grant };
         let OpOutput::User { user, .. } = handle.write(op).await.unwrap().unwrap() else { panic!() };
         let op = WriteOp::CreateRoom { creator: user, name: "general".into(), kind: RoomKind::Public };
         let OpOutput::Room { room } = handle.write(op).await.unwrap().unwrap() else { panic!() };
@@ -369,7 +368,14 @@ mod tests {
             .events(room, Seq(6), Seq(10), 10, false)
             .unwrap()
             .into_iter()
-            .map(|(seq, record)| AppendedEvent { room, epoch: 1, seq: seq.0, record, sender: summary.clone(), invitee: None })
+            .map(|(seq, record)| AppendedEvent {
+                room,
+                epoch: 1,
+                seq: seq.0,
+                record,
+                sender: summary.clone(),
+                invitee: None,
+            })
             .collect();
         hub.publish(&in_flight);
 

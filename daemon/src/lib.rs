@@ -85,13 +85,17 @@ impl Daemon {
             .await
             .with_context(|| format!("cannot listen for HTTP on {} (in use? set --http)", ctx.config.http.listen))?;
         let http_addr = listener.local_addr()?;
-        let endpoint = transport::quic::bind(&identity, &ctx.config)
-            .map_err(|e| anyhow::anyhow!("{e} (in use? set --quic)"))?;
+        let endpoint =
+            transport::quic::bind(&identity, &ctx.config).map_err(|e| anyhow::anyhow!("{e} (in use? set --quic)"))?;
         let quic_addr = endpoint.local_addr()?;
 
         let max_sessions = ctx.config.limits.max_sessions_per_listener as usize;
         ctx.tracker.spawn(transport::http::serve(ctx.clone(), listener, Arc::new(Semaphore::new(max_sessions))));
-        ctx.tracker.spawn(transport::quic::serve(ctx.clone(), endpoint.clone(), Arc::new(Semaphore::new(max_sessions))));
+        ctx.tracker.spawn(transport::quic::serve(
+            ctx.clone(),
+            endpoint.clone(),
+            Arc::new(Semaphore::new(max_sessions)),
+        ));
         Ok(Daemon { http_addr, quic_addr, fingerprint, ctx, writer, endpoint })
     }
 

@@ -1,7 +1,11 @@
 //! Token buckets keyed by whatever is limited (an address, a user), as a
 //! sans-IO structure: time comes in as a parameter.
 
-use std::{collections::HashMap, hash::Hash, time::{Duration, Instant}};
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    time::{Duration, Instant},
+};
 
 use crate::config::Rate;
 
@@ -32,10 +36,7 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
             self.buckets.retain(|_, bucket| refill(bucket, rate, now) < f64::from(rate.burst));
         }
         let rate = self.rate;
-        let bucket = self
-            .buckets
-            .entry(key.clone())
-            .or_insert(Bucket { tokens: f64::from(rate.burst), updated: now });
+        let bucket = self.buckets.entry(key.clone()).or_insert(Bucket { tokens: f64::from(rate.burst), updated: now });
         let tokens = refill(bucket, rate, now);
         if tokens >= 1.0 {
             bucket.tokens = tokens - 1.0;

@@ -60,10 +60,7 @@ pub fn load_or_generate(config: &TlsConfig, data_dir: &Path) -> anyhow::Result<I
     write_private(&key_path, &key)?;
     fs::write(&cert_path, &cert).with_context(|| format!("writing {}", cert_path.display()))?;
     tracing::info!(path = %cert_path.display(), "generated a self-signed certificate");
-    Ok(Identity {
-        chain: vec![CertificateDer::from(cert)],
-        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
-    })
+    Ok(Identity { chain: vec![CertificateDer::from(cert)], key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)) })
 }
 
 fn load_pem(cert: &Path, key: &Path) -> anyhow::Result<Identity> {

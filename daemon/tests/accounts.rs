@@ -5,7 +5,10 @@ mod support;
 
 use std::time::Duration;
 
-use confab_sdk::{Client, RoomRef, v1::{self, ErrorCode}};
+use confab_sdk::{
+    Client, RoomRef,
+    v1::{self, ErrorCode},
+};
 use support::{TestDaemon, Wire, code};
 
 #[tokio::test]
@@ -125,7 +128,8 @@ async fn expired_and_forged_access_tokens_are_refused() {
     // Waiting here is the point: the token's lifetime is wall-clock time.
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let mut raw = td.raw(Wire::WsJson).await;
-    let authenticate = v1::client_frame::Command::Authenticate(v1::Authenticate { access_token: tokens.access_token.clone() });
+    let authenticate =
+        v1::client_frame::Command::Authenticate(v1::Authenticate { access_token: tokens.access_token.clone() });
     match raw.request(authenticate).await {
         Err(confab_sdk::Error::Server(e)) => assert_eq!(e.code, ErrorCode::TokenExpired as i32),
         other => panic!("{other:?}"),

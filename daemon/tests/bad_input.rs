@@ -193,7 +193,11 @@ async fn oversized_frames_close_the_session_and_nothing_else() {
         let mut raw = td.raw(wire).await;
         login(&mut raw).await;
         let send = |text: String| {
-            Command::SendMessage(v1::SendMessage { room: Some(v1::RoomRef::name("lobby")), text, client_txn_id: "t".into() })
+            Command::SendMessage(v1::SendMessage {
+                room: Some(v1::RoomRef::name("lobby")),
+                text,
+                client_txn_id: "t".into(),
+            })
         };
         let id = raw.send_command(send("y".repeat(100_000))).await.unwrap();
         expect_error(&mut raw, id, ErrorCode::MessageTooLong).await;

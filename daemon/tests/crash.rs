@@ -117,7 +117,11 @@ async fn acknowledged_messages_survive_sigkill_exactly_once() {
     let options = |encoding| ClientOptions {
         encoding,
         trust: Trust::Fingerprint(fingerprint.parse().unwrap()),
-        reconnect: ReconnectPolicy { initial_delay: Duration::from_millis(20), max_delay: Duration::from_millis(200), max_attempts: None },
+        reconnect: ReconnectPolicy {
+            initial_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(200),
+            max_attempts: None,
+        },
         receive_events: false,
         request_timeout: None,
         ..ClientOptions::default()

@@ -6,7 +6,10 @@ mod support;
 
 use std::collections::HashSet;
 
-use confab_sdk::{Seq, v1::{self, ErrorCode, HistoryDirection}};
+use confab_sdk::{
+    Seq,
+    v1::{self, ErrorCode, HistoryDirection},
+};
 use support::{TestDaemon, Wire, code, text_of};
 
 #[tokio::test]
@@ -140,10 +143,9 @@ async fn message_limits_and_unknown_rooms_get_specific_errors() {
 
 #[tokio::test]
 async fn sends_are_rate_limited_with_a_retry_hint() {
-    let td = TestDaemon::start_with(|c| {
-        c.rate_limits.sends_per_user = confabd::config::Rate { per_second: 1.0, burst: 5 }
-    })
-    .await;
+    let td =
+        TestDaemon::start_with(|c| c.rate_limits.sends_per_user = confabd::config::Rate { per_second: 1.0, burst: 5 })
+            .await;
     let alice = td.user(Wire::WsProto, "alice").await;
     alice.create_room("general", v1::RoomKind::Public).await.unwrap();
     for n in 0..5 {

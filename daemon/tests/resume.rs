@@ -13,7 +13,11 @@ use support::{TestDaemon, Wire, text_of, within};
 
 /// Logs a raw connection in and returns the user's tokens.
 async fn raw_login(raw: &mut RawConnection, name: &str) -> v1::AuthResult {
-    let login = Command::Login(v1::Login { username: name.into(), password: "correct horse battery".into(), ..Default::default() });
+    let login = Command::Login(v1::Login {
+        username: name.into(),
+        password: "correct horse battery".into(),
+        ..Default::default()
+    });
     match raw.request(login).await.unwrap() {
         Body::Auth(auth) => auth,
         other => panic!("{other:?}"),
@@ -29,14 +33,16 @@ async fn resume_replays_exactly_the_gap_then_goes_live() {
         alice.send("general", &format!("m{n}")).await.unwrap(); // seqs 3..=12
     }
     for wire in Wire::ALL {
-        let head = alice.history("general", v1::HistoryDirection::Backward, confab_sdk::Seq(0), 1).await.unwrap().head_seq;
+        let head =
+            alice.history("general", v1::HistoryDirection::Backward, confab_sdk::Seq(0), 1).await.unwrap().head_seq;
         let mut raw = td.raw(wire).await;
         raw_login(&mut raw, "alice").await;
-        let id = raw.send_command(Command::Resume(v1::Resume {
-            positions: vec![v1::RoomPosition { room_id: room.room_id, epoch: 1, seq: 7 }],
-        }))
-        .await
-        .unwrap();
+        let id = raw
+            .send_command(Command::Resume(v1::Resume {
+                positions: vec![v1::RoomPosition { room_id: room.room_id, epoch: 1, seq: 7 }],
+            }))
+            .await
+            .unwrap();
         let mut replayed = Vec::new();
         let status = loop {
             let frame = within("resume", raw.recv_frame()).await.unwrap();

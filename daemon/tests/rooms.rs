@@ -3,7 +3,10 @@
 
 mod support;
 
-use confab_sdk::{RoomRef, v1::{self, ErrorCode, room_event::Kind}};
+use confab_sdk::{
+    RoomRef,
+    v1::{self, ErrorCode, room_event::Kind},
+};
 use support::{TestDaemon, Wire, code, next_room_event};
 
 #[tokio::test]

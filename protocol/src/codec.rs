@@ -88,11 +88,7 @@ pub fn split_frame(buf: &[u8], max: usize) -> Result<Option<(usize, usize)>, Fra
             return Err(FrameError::TooLarge { len: at_least, max });
         }
     }
-    if buf.len() >= MAX_PREFIX_LEN {
-        Err(FrameError::BadLengthPrefix)
-    } else {
-        Ok(None)
-    }
+    if buf.len() >= MAX_PREFIX_LEN { Err(FrameError::BadLengthPrefix) } else { Ok(None) }
 }
 
 /// Appends the varint length prefix for a `len`-byte frame.
@@ -117,10 +113,7 @@ pub fn encode<M: Message + Serialize>(message: &M, encoding: Encoding) -> Bytes 
 }
 
 /// Decodes a frame's payload in `encoding`.
-pub fn decode<M: Message + Default + DeserializeOwned>(
-    payload: &[u8],
-    encoding: Encoding,
-) -> Result<M, FrameError> {
+pub fn decode<M: Message + Default + DeserializeOwned>(payload: &[u8], encoding: Encoding) -> Result<M, FrameError> {
     match encoding {
         Encoding::Proto => Ok(M::decode(payload)?),
         Encoding::Json => {
@@ -160,10 +153,7 @@ mod tests {
 
     #[test]
     fn both_encodings_round_trip() {
-        let frame = v1::ClientFrame {
-            request_id: 7,
-            command: Some(v1::client_frame::Command::Ping(v1::Ping {})),
-        };
+        let frame = v1::ClientFrame { request_id: 7, command: Some(v1::client_frame::Command::Ping(v1::Ping {})) };
         for encoding in [Encoding::Proto, Encoding::Json] {
             let bytes = encode(&frame, encoding);
             let back: v1::ClientFrame = decode(&bytes, encoding).unwrap();

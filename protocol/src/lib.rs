@@ -31,8 +31,7 @@ pub const WS_JSON: &str = "confab.v1.json";
 
 /// The compiled descriptor set of the `.proto` files, for compatibility checks
 /// and reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/confab_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/confab_descriptor.bin"));
 
 pub use codec::{Encoding, FrameError};
 pub use ids::{Epoch, RoomId, Seq, UserId};

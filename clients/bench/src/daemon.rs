@@ -21,7 +21,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(binary: &Path) -> anyhow::Result<Daemon> {
-        anyhow::ensure!(binary.exists(), "{} not found; build it with `cargo build --release --bin confabd`", binary.display());
+        anyhow::ensure!(
+            binary.exists(),
+            "{} not found; build it with `cargo build --release --bin confabd`",
+            binary.display()
+        );
         let dir = tempfile::tempdir()?;
         let http = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let quic = UdpSocket::bind("127.0.0.1:0")?.local_addr()?;

@@ -10,7 +10,10 @@
 
 mod daemon;
 
-use std::{sync::Arc, time::{Duration, Instant}};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -133,7 +136,8 @@ async fn idle(daemon: &Daemon, connections: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut clients = Vec::with_capacity(connections);
     for _ in 0..connections {
-        let client = Client::connect(&daemon.ws_url(), ClientOptions { receive_events: true, ..options(daemon) }).await?;
+        let client =
+            Client::connect(&daemon.ws_url(), ClientOptions { receive_events: true, ..options(daemon) }).await?;
         client.authenticate(&tokens.access_token, None).await?;
         clients.push(client);
     }

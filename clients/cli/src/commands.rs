@@ -251,7 +251,11 @@ fn trust_for(ctx: &Context, url: &ServerUrl) -> anyhow::Result<(Trust, bool)> {
     match ctx.profile.known_fingerprints.get(&url.host_port()) {
         Some(known) => {
             let known: Fingerprint = known.parse().with_context(|| {
-                format!("the fingerprint stored for {} in {} is damaged", url.host_port(), ctx.profile_dir.file().display())
+                format!(
+                    "the fingerprint stored for {} in {} is damaged",
+                    url.host_port(),
+                    ctx.profile_dir.file().display()
+                )
             })?;
             Ok((Trust::Fingerprint(known), false))
         }
@@ -384,7 +388,8 @@ async fn logout(ctx: &mut Context) -> anyhow::Result<()> {
     match outcome {
         Ok(()) => ctx.output.done("logged_out", || format!("Logged out {}.", login.username)),
         Err(error) => {
-            ctx.output.notice(format!("the server did not confirm the logout ({error:#}); the stored session was removed"));
+            ctx.output
+                .notice(format!("the server did not confirm the logout ({error:#}); the stored session was removed"));
             ctx.output.done("logged_out", || format!("Logged out {} locally.", login.username));
         }
     }
@@ -432,7 +437,8 @@ async fn tail(ctx: &mut Context, arg: &str) -> anyhow::Result<()> {
             Event::Reconnecting { attempt, delay, error } => {
                 reconnecting = true;
                 let what = if attempt == 1 { "connection lost" } else { "reconnecting failed" };
-                ctx.output.notice(format!("{what} ({error}); retrying in {} ms (attempt {attempt})", delay.as_millis()));
+                ctx.output
+                    .notice(format!("{what} ({error}); retrying in {} ms (attempt {attempt})", delay.as_millis()));
             }
             Event::Connected { .. } if reconnecting => {
                 reconnecting = false;

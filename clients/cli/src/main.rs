@@ -172,9 +172,7 @@ fn main() -> ExitCode {
     // Usage errors exit with 2 (clap), --help and --version with 0.
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -196,10 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let profile_dir = ProfileDir::locate(cli.profile)?;
     let profile = profile_dir.load()?;
     let fingerprint = cli.fingerprint.as_deref().map(str::parse::<Fingerprint>).transpose()?;
-    let server = cli
-        .server
-        .or_else(|| profile.server.clone())
-        .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+    let server = cli.server.or_else(|| profile.server.clone()).unwrap_or_else(|| DEFAULT_SERVER.to_owned());
     // Canonical form, so `ws://h:1` and `ws://h:1/ws` share a stored login.
     let server = ServerUrl::parse(&server)?.to_string();
     let mut ctx = Context {

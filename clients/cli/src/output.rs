@@ -29,11 +29,7 @@ impl Output {
     pub fn logged_in(&self, result: &v1::AuthResult) {
         let user = result.user.clone().unwrap_or_default();
         self.emit(user_json(&user), || {
-            if user.guest {
-                format!("Entered as guest {}.", user.name)
-            } else {
-                format!("Logged in as {}.", user.name)
-            }
+            if user.guest { format!("Entered as guest {}.", user.name) } else { format!("Logged in as {}.", user.name) }
         });
     }
 
@@ -395,7 +391,8 @@ mod tests {
             membership: v1::Membership::Joined as i32,
             ..Default::default()
         };
-        let table = rooms_table(&[room(1, "general", v1::RoomKind::Public, 12), room(22, "ops", v1::RoomKind::Private, 3)]);
+        let table =
+            rooms_table(&[room(1, "general", v1::RoomKind::Public, 12), room(22, "ops", v1::RoomKind::Private, 3)]);
         assert_eq!(
             table,
             "ROOM      KIND     MEMBERS  MEMBERSHIP  ID\n\

@@ -22,7 +22,11 @@ pub struct ReconnectPolicy {
 
 impl Default for ReconnectPolicy {
     fn default() -> Self {
-        ReconnectPolicy { initial_delay: Duration::from_millis(100), max_delay: Duration::from_secs(5), max_attempts: None }
+        ReconnectPolicy {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+            max_attempts: None,
+        }
     }
 }
 
@@ -56,7 +60,8 @@ mod tests {
         let policy = ReconnectPolicy::default();
         let ms = Duration::from_millis;
         // Without jitter, half the base; with full jitter, the whole base.
-        let expected = [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1600), (6, 3200), (7, 5000), (8, 5000), (100, 5000)];
+        let expected =
+            [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1600), (6, 3200), (7, 5000), (8, 5000), (100, 5000)];
         for (attempt, base) in expected {
             assert_eq!(policy.delay(attempt, 0.0), ms(base / 2), "attempt {attempt}");
             assert_eq!(policy.delay(attempt, 1.0), ms(base), "attempt {attempt}");

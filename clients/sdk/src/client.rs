@@ -482,7 +482,6 @@ impl Drop for Client {
     }
 }
 
-
 /// The name of a reply kind, for error messages.
 pub(crate) fn body_name(body: &Body) -> &'static str {
     match body {
@@ -604,7 +603,8 @@ impl Driver {
                     backoff = None;
                     let (url, settings, tracker, cancel) =
                         (self.url.clone(), self.settings.clone(), self.tracker.clone(), self.cancel.clone());
-                    connecting = Some(Box::pin(async move { Connection::open(&url, &settings, &tracker, &cancel).await }));
+                    connecting =
+                        Some(Box::pin(async move { Connection::open(&url, &settings, &tracker, &cancel).await }));
                 }
                 Step::Connected(Ok(connection)) => {
                     connecting = None;

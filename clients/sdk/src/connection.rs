@@ -26,7 +26,10 @@ const CHANNEL_FRAMES: usize = 64;
 pub(crate) enum Incoming {
     Frame(v1::ServerFrame),
     /// The server closed the transport (after its `Close` frame, normally).
-    Closed { code: Option<i32>, reason: String },
+    Closed {
+        code: Option<i32>,
+        reason: String,
+    },
     /// Reading, writing or decoding failed; the connection is unusable.
     Failed(Error),
 }
@@ -56,7 +59,8 @@ impl Connection {
         let (outgoing, outgoing_rx) = mpsc::channel(CHANNEL_FRAMES);
         let span = tracing::debug_span!("connection", server = %url.host_port());
         tracker.spawn(
-            read_loop(connected.reader, connected.encoding, incoming_tx.clone(), cancel.clone()).instrument(span.clone()),
+            read_loop(connected.reader, connected.encoding, incoming_tx.clone(), cancel.clone())
+                .instrument(span.clone()),
         );
         let writer =
             tracker.spawn(write_loop(connected.writer, outgoing_rx, incoming_tx, cancel.clone()).instrument(span));

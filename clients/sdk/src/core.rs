@@ -309,7 +309,10 @@ impl<R> ClientCore<R> {
             LivenessAction::Wait => {}
             LivenessAction::TimedOut => {
                 let what = if self.phase == Phase::Hello { "no Welcome" } else { "nothing" };
-                tracing::debug!(idle_ms = self.idle_timeout.as_millis() as u64, "{what} received in time; reconnecting");
+                tracing::debug!(
+                    idle_ms = self.idle_timeout.as_millis() as u64,
+                    "{what} received in time; reconnecting"
+                );
                 self.set_action(Action::Reconnect { error: Error::Timeout, min_delay: Duration::ZERO });
             }
             LivenessAction::SendPing => {
@@ -356,7 +359,8 @@ impl<R> ClientCore<R> {
 
     pub fn poll_event(&mut self) -> Option<Event> {
         let event = self.events.pop_front()?;
-        if self.events_dropped && self.events.len() <= self.config.max_buffered_events / 2 && self.phase == Phase::Ready {
+        if self.events_dropped && self.events.len() <= self.config.max_buffered_events / 2 && self.phase == Phase::Ready
+        {
             self.events_dropped = false;
             tracing::debug!("caught up after dropping events; resuming to replay them");
             self.request_resume();
@@ -570,7 +574,9 @@ impl<R> ClientCore<R> {
                     self.request_resume();
                 }
             }
-            Ok(_) => self.set_action(Action::Stop(Error::Protocol("the server answered Resume without ResumeResult".into()))),
+            Ok(_) => {
+                self.set_action(Action::Stop(Error::Protocol("the server answered Resume without ResumeResult".into())))
+            }
             Err(Error::Server(error)) if error.temporary => {
                 let min_delay = Duration::from_millis(error.retry_after_ms.into());
                 self.set_action(Action::Reconnect { error: Error::Server(error), min_delay });
@@ -649,7 +655,12 @@ impl<R> ClientCore<R> {
         match self.positions.observe(&event) {
             Observation::Duplicate => {}
             Observation::Gap { expected } => {
-                tracing::debug!(room_id = event.room_id, expected = expected.0, got = event.seq, "gap in room events; resuming");
+                tracing::debug!(
+                    room_id = event.room_id,
+                    expected = expected.0,
+                    got = event.seq,
+                    "gap in room events; resuming"
+                );
                 self.request_resume();
             }
             Observation::Next | Observation::First => self.events.push_back(Event::Room(event)),

@@ -79,10 +79,7 @@ impl FromStr for Fingerprint {
     /// Accepts `abcd...`, `AB:CD:...`, and an optional `sha256:` prefix.
     fn from_str(input: &str) -> Result<Self, Error> {
         let trimmed = input.trim();
-        let trimmed = trimmed
-            .strip_prefix("sha256:")
-            .or_else(|| trimmed.strip_prefix("SHA256:"))
-            .unwrap_or(trimmed);
+        let trimmed = trimmed.strip_prefix("sha256:").or_else(|| trimmed.strip_prefix("SHA256:")).unwrap_or(trimmed);
         let digits: String = trimmed.chars().filter(|&c| c != ':').collect();
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(&digits, &mut bytes).map_err(|_| Error::InvalidFingerprint(input.to_owned()))?;
@@ -169,7 +166,10 @@ impl TlsSetup {
     }
 }
 
-fn chain_verifier(roots: rustls::RootCertStore, provider: &Arc<CryptoProvider>) -> Result<Arc<WebPkiServerVerifier>, Error> {
+fn chain_verifier(
+    roots: rustls::RootCertStore,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<WebPkiServerVerifier>, Error> {
     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| Error::Tls(format!("certificate verifier: {e}")))
@@ -181,9 +181,7 @@ fn read_ca_file(path: &PathBuf) -> Result<rustls::RootCertStore, Error> {
     for certificate in rustls_pemfile::certs(&mut BufReader::new(file)) {
         let certificate =
             certificate.map_err(|e| Error::Tls(format!("cannot read CA file {}: {e}", path.display())))?;
-        roots
-            .add(certificate)
-            .map_err(|e| Error::Tls(format!("bad CA certificate in {}: {e}", path.display())))?;
+        roots.add(certificate).map_err(|e| Error::Tls(format!("bad CA certificate in {}: {e}", path.display())))?;
     }
     if roots.is_empty() {
         return Err(Error::Tls(format!("no PEM certificates in CA file {}", path.display())));
@@ -226,7 +224,9 @@ impl ServerCertVerifier for RecordingVerifier {
         *self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(presented);
         match &self.check {
             Check::Pinned(expected) if *expected == presented => Ok(ServerCertVerified::assertion()),
-            Check::Pinned(_) => Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)),
+            Check::Pinned(_) => {
+                Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
+            }
             Check::AnyCertificate => Ok(ServerCertVerified::assertion()),
             Check::Chain(verifier) => {
                 verifier.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
@@ -269,7 +269,9 @@ mod tests {
         assert_eq!(hex, hex.to_lowercase());
         assert_eq!(fingerprint.to_colon_hex().len(), 64 + 31);
         assert!(fingerprint.to_colon_hex().starts_with(&format!("{}:{}:", &hex[0..2], &hex[2..4])));
-        for form in [hex.clone(), hex.to_uppercase(), fingerprint.to_colon_hex(), format!("sha256:{hex}"), format!("  {hex}\n")] {
+        for form in
+            [hex.clone(), hex.to_uppercase(), fingerprint.to_colon_hex(), format!("sha256:{hex}"), format!("  {hex}\n")]
+        {
             assert_eq!(form.parse::<Fingerprint>().unwrap(), fingerprint, "{form}");
         }
         for bad in ["", "abc", &hex[..62], &format!("{hex}00"), &hex.replace('a', "g")] {
@@ -376,17 +378,16 @@ mod tests {
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
         let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-            .unwrap()
-            .signed_by(&leaf_key, &ca)
-            .unwrap();
+        let leaf =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&leaf_key, &ca).unwrap();
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-        let server_config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![leaf.der().clone()], key)
-            .unwrap();
+        let server_config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![leaf.der().clone()], key)
+                .unwrap();
 
         let dir = std::env::temp_dir().join(format!("confab-sdk-tls-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -97,15 +97,25 @@ async fn connect_quic(url: &ServerUrl, settings: &TransportSettings) -> Result<C
     config.transport_config(Arc::new(transport));
 
     let address = resolve(url).await?;
-    let bind: SocketAddr = if address.is_ipv6() { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() } else { (std::net::Ipv4Addr::UNSPECIFIED, 0).into() };
-    let endpoint = quinn::Endpoint::client(bind).map_err(|e| Error::Transport(format!("cannot open a UDP socket: {e}")))?;
+    let bind: SocketAddr = if address.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let endpoint =
+        quinn::Endpoint::client(bind).map_err(|e| Error::Transport(format!("cannot open a UDP socket: {e}")))?;
     let connecting = endpoint
         .connect_with(config, address, url.host())
         .map_err(|e| Error::Transport(format!("cannot connect to {}: {e}", url.host_port())))?;
     let connection = connecting.await.map_err(|e| quic_connect_error(e, &setup, url))?;
     let (send, recv) = connection.open_bi().await.map_err(|e| quic_connect_error(e, &setup, url))?;
     Ok(Connected {
-        reader: TransportReader::Quic { recv, connection: connection.clone(), buffer: BytesMut::new(), max: settings.max_frame_bytes },
+        reader: TransportReader::Quic {
+            recv,
+            connection: connection.clone(),
+            buffer: BytesMut::new(),
+            max: settings.max_frame_bytes,
+        },
         writer: TransportWriter::Quic { send, connection, endpoint, scratch: BytesMut::new() },
         encoding: Encoding::Proto,
         fingerprint: setup.seen(),
@@ -150,9 +160,7 @@ async fn connect_ws(url: &ServerUrl, settings: &TransportSettings) -> Result<Con
         .to_string()
         .into_client_request()
         .map_err(|e| Error::InvalidUrl { url: url.to_string(), reason: e.to_string() })?;
-    request
-        .headers_mut()
-        .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(settings.encoding.ws_subprotocol()));
+    request.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(settings.encoding.ws_subprotocol()));
     let config = WebSocketConfig::default()
         .max_message_size(Some(settings.max_frame_bytes))
         .max_frame_size(Some(settings.max_frame_bytes));
@@ -279,7 +287,8 @@ impl TransportWriter {
                 let message = match encoding {
                     Encoding::Proto => Message::Binary(payload),
                     Encoding::Json => Message::Text(
-                        Utf8Bytes::try_from(payload).map_err(|_| Error::InvalidState("a JSON frame must be UTF-8".into()))?,
+                        Utf8Bytes::try_from(payload)
+                            .map_err(|_| Error::InvalidState("a JSON frame must be UTF-8".into()))?,
                     ),
                 };
                 sink.send(message).await.map_err(|e| Error::Transport(format!("WebSocket write: {e}")))

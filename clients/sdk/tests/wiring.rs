@@ -45,12 +45,19 @@ fn message_event(seq: u64) -> Body {
         seq,
         server_time_ms: 1,
         sender: user(),
-        kind: Some(v1::room_event::Kind::Message(v1::Message { text: format!("m{seq}"), client_txn_id: String::new() })),
+        kind: Some(v1::room_event::Kind::Message(v1::Message {
+            text: format!("m{seq}"),
+            client_txn_id: String::new(),
+        })),
     })
 }
 
 fn fast_reconnect() -> ReconnectPolicy {
-    ReconnectPolicy { initial_delay: Duration::from_millis(1), max_delay: Duration::from_millis(5), max_attempts: Some(5) }
+    ReconnectPolicy {
+        initial_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        max_attempts: Some(5),
+    }
 }
 
 /// The server end of one WebSocket session.
@@ -119,7 +126,9 @@ async fn reconnect_scenario(encoding: Encoding) {
         // First connection.
         let mut peer = WsPeer::accept(&listener).await;
         let (id, command) = peer.expect().await;
-        assert!(matches!(command, Command::Hello(ref h) if h.versions == [1] && h.capabilities == ["resume", "guests"]));
+        assert!(
+            matches!(command, Command::Hello(ref h) if h.versions == [1] && h.capabilities == ["resume", "guests"])
+        );
         peer.send(id, welcome(1)).await;
         let (id, command) = peer.expect().await;
         assert_eq!(command, Command::Authenticate(v1::Authenticate { access_token: "a1".into() }));
@@ -127,7 +136,13 @@ async fn reconnect_scenario(encoding: Encoding) {
         let (id, command) = peer.expect().await;
         assert_eq!(command, Command::Resume(v1::Resume { positions: vec![] }));
         peer.send(0, message_event(1)).await;
-        let live = v1::RoomResumeStatus { room_id: 1, epoch: 1, head_seq: 1, outcome: v1::ResumeOutcome::Live as i32, replayed: 0 };
+        let live = v1::RoomResumeStatus {
+            room_id: 1,
+            epoch: 1,
+            head_seq: 1,
+            outcome: v1::ResumeOutcome::Live as i32,
+            replayed: 0,
+        };
         peer.send(id, Body::Resumed(v1::ResumeResult { rooms: vec![live] })).await;
         let (_, command) = peer.expect().await;
         let Command::SendMessage(sent) = command else { panic!("expected a send, got {command:?}") };
@@ -146,22 +161,37 @@ async fn reconnect_scenario(encoding: Encoding) {
         peer.send(id, Body::Error(v1::Error::new(v1::ErrorCode::TokenExpired, "expired"))).await;
         let (id, command) = peer.expect().await;
         assert_eq!(command, Command::Refresh(v1::Refresh { refresh_token: "r1".into() }));
-        let renewed = v1::AuthResult { user: user(), access_token: "a2".into(), refresh_token: "r2".into(), ..Default::default() };
+        let renewed = v1::AuthResult {
+            user: user(),
+            access_token: "a2".into(),
+            refresh_token: "r2".into(),
+            ..Default::default()
+        };
         peer.send(id, Body::Auth(renewed)).await;
         let (id, command) = peer.expect().await;
         assert_eq!(command, Command::Authenticate(v1::Authenticate { access_token: "a2".into() }));
         peer.send(id, Body::Auth(v1::AuthResult { user: user(), ..Default::default() })).await;
         let (id, command) = peer.expect().await;
-        assert_eq!(command, Command::Resume(v1::Resume { positions: vec![v1::RoomPosition { room_id: 1, epoch: 1, seq: 1 }] }));
+        assert_eq!(
+            command,
+            Command::Resume(v1::Resume { positions: vec![v1::RoomPosition { room_id: 1, epoch: 1, seq: 1 }] })
+        );
         peer.send(0, message_event(1)).await; // overlap: dropped by the client
         peer.send(0, message_event(2)).await;
-        let replayed = v1::RoomResumeStatus { room_id: 1, epoch: 1, head_seq: 2, outcome: v1::ResumeOutcome::Replayed as i32, replayed: 1 };
+        let replayed = v1::RoomResumeStatus {
+            room_id: 1,
+            epoch: 1,
+            head_seq: 2,
+            outcome: v1::ResumeOutcome::Replayed as i32,
+            replayed: 1,
+        };
         peer.send(id, Body::Resumed(v1::ResumeResult { rooms: vec![replayed] })).await;
         let (id, command) = peer.expect().await;
         let Command::SendMessage(resent) = command else { panic!("expected the resend, got {command:?}") };
         assert_eq!(resent.client_txn_id, txn);
         assert_eq!(resent.text, "hello");
-        peer.send(id, Body::Sent(v1::SendResult { room_id: 1, epoch: 1, seq: 3, server_time_ms: 5, duplicate: true })).await;
+        peer.send(id, Body::Sent(v1::SendResult { room_id: 1, epoch: 1, seq: 3, server_time_ms: 5, duplicate: true }))
+            .await;
         // The client closes politely.
         assert!(peer.recv().await.is_none());
     });
@@ -264,7 +294,9 @@ async fn raw_websocket_sends_exactly_what_it_is_told_and_reports_everything() {
     raw.send_payload(vec![0xff, 0x00, 0x13]).await.unwrap();
     raw.send_ws_text("not protobuf").await.unwrap();
     raw.send(&v1::ClientFrame { request_id: 0, command: Some(Command::Hello(v1::Hello::default())) }).await.unwrap();
-    assert!(matches!(raw.recv().await.unwrap(), RawReceived::Undecodable { ref payload, .. } if payload[..] == [0xff, 0xff]));
+    assert!(
+        matches!(raw.recv().await.unwrap(), RawReceived::Undecodable { ref payload, .. } if payload[..] == [0xff, 0xff])
+    );
     assert_eq!(raw.recv().await.unwrap(), RawReceived::Frame(v1::ServerFrame { request_id: 0, body: None }));
     assert_eq!(raw.recv().await.unwrap(), RawReceived::Closed { code: Some(4502), reason: "too large".into() });
     server.await.unwrap();
@@ -344,7 +376,8 @@ async fn quic_with_a_pinned_certificate_stops_on_a_stop_range_close() {
         endpoint.wait_idle().await;
     });
 
-    let options = ClientOptions { trust: Trust::Fingerprint(fingerprint), reconnect: fast_reconnect(), ..Default::default() };
+    let options =
+        ClientOptions { trust: Trust::Fingerprint(fingerprint), reconnect: fast_reconnect(), ..Default::default() };
     let client = Client::connect(&url, options).await.unwrap();
     assert_eq!(client.server_fingerprint(), Some(fingerprint));
     assert_eq!(client.welcome().unwrap().session_id, 9);
@@ -386,7 +419,9 @@ async fn quic_refuses_a_certificate_that_is_not_the_pinned_one_and_tofu_reports_
     let pinned = Fingerprint::from_bytes([7; 32]);
     let options = ClientOptions { trust: Trust::Fingerprint(pinned), ..Default::default() };
     match Client::connect(&url, options).await {
-        Err(Error::FingerprintMismatch { expected, presented }) => assert_eq!((expected, presented), (pinned, fingerprint)),
+        Err(Error::FingerprintMismatch { expected, presented }) => {
+            assert_eq!((expected, presented), (pinned, fingerprint))
+        }
         Err(other) => panic!("expected a mismatch, got {other}"),
         Ok(_) => panic!("connected despite the wrong pin"),
     }
@@ -395,7 +430,10 @@ async fn quic_refuses_a_certificate_that_is_not_the_pinned_one_and_tofu_reports_
     let mut raw = RawConnection::connect(&url, &options).await.unwrap();
     assert_eq!(raw.server_fingerprint(), Some(fingerprint));
     assert_eq!(raw.hello("raw-test").await.unwrap().session_id, 3);
-    assert!(matches!(raw.recv().await.unwrap(), RawReceived::Frame(v1::ServerFrame { request_id: 0, body: Some(Body::Ping(_)) })));
+    assert!(matches!(
+        raw.recv().await.unwrap(),
+        RawReceived::Frame(v1::ServerFrame { request_id: 0, body: Some(Body::Ping(_)) })
+    ));
     assert!(matches!(raw.recv().await.unwrap(), RawReceived::Closed { .. }));
     raw.close().await;
     server.await.unwrap();

@@ -44,9 +44,7 @@ fn check_name(field: &str, name: &str) -> Result<(), v1::Error> {
     if valid_name(name) {
         Ok(())
     } else {
-        Err(invalid(format!(
-            "{field} must be 1 to 32 characters of a-z, 0-9, '_', '.' or '-', starting with a letter"
-        )))
+        Err(invalid(format!("{field} must be 1 to 32 characters of a-z, 0-9, '_', '.' or '-', starting with a letter")))
     }
 }
 
@@ -242,15 +240,16 @@ impl Session {
 
     pub(super) async fn guest_login(&mut self, guest: v1::GuestLogin) -> Result<Body, v1::Error> {
         if !self.ctx.config.accounts.guests {
-            return Err(v1::Error::new(ErrorCode::GuestsDisabled, "this server does not admit guests; register instead"));
+            return Err(v1::Error::new(
+                ErrorCode::GuestsDisabled,
+                "this server does not admit guests; register instead",
+            ));
         }
         check_name("display_name", &guest.display_name)?;
         let name = guest.display_name.to_lowercase();
         self.limit_logins()?;
         let taken = || refusal(Refusal::NameTaken(name.clone()));
-        if self.ctx.guests.is_held(&name)
-            || self.ctx.store.user_by_name(&name).map_err(internal)?.is_some()
-        {
+        if self.ctx.guests.is_held(&name) || self.ctx.store.user_by_name(&name).map_err(internal)?.is_some() {
             return Err(taken());
         }
         let op = WriteOp::CreateGuest { name: name.clone() };

@@ -3,7 +3,11 @@
 
 use confab_protocol::v1::{self, ErrorCode, server_frame::Body};
 
-use super::{Reply, Session, account::{refusal, unexpected}, internal, rate_limited};
+use super::{
+    Reply, Session,
+    account::{refusal, unexpected},
+    internal, rate_limited,
+};
 use crate::{
     context::check,
     convert,
@@ -96,8 +100,9 @@ impl Session {
                 }
             }
             Ok(v1::HistoryDirection::Forward) => {
-                let mut events =
-                    store.events(room.id, Seq(get.anchor_seq.saturating_add(1)), Seq(head), limit + 1, false).map_err(internal)?;
+                let mut events = store
+                    .events(room.id, Seq(get.anchor_seq.saturating_add(1)), Seq(head), limit + 1, false)
+                    .map_err(internal)?;
                 let more = events.len() > limit;
                 events.truncate(limit);
                 (events, more)
@@ -114,11 +119,7 @@ impl Session {
         // events (the ones nearest the anchor) and `has_more` instead.
         let budget = self.ctx.config.limits.max_outbound_queue_bytes as usize / 2;
         let backward = get.direction != v1::HistoryDirection::Forward as i32;
-        let kept = if backward {
-            fitting(events.iter().rev(), budget)
-        } else {
-            fitting(events.iter(), budget)
-        };
+        let kept = if backward { fitting(events.iter().rev(), budget) } else { fitting(events.iter(), budget) };
         let has_more = has_more || kept < events.len();
         if backward {
             events.drain(..events.len() - kept);

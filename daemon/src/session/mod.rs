@@ -6,7 +6,12 @@ mod account;
 mod messages;
 mod rooms;
 
-use std::{net::SocketAddr, pin::Pin, sync::Arc, time::{Duration, Instant}};
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use confab_protocol::{
@@ -210,10 +215,7 @@ impl Session {
 
     /// Decodes, admits and dispatches one frame; returns the reply future
     /// when the reply comes later.
-    async fn on_frame(
-        &mut self,
-        payload: Bytes,
-    ) -> Option<Pin<Box<dyn Future<Output = v1::ServerFrame> + Send>>> {
+    async fn on_frame(&mut self, payload: Bytes) -> Option<Pin<Box<dyn Future<Output = v1::ServerFrame> + Send>>> {
         let frame: v1::ClientFrame = match codec::decode(&payload, self.encoding) {
             Ok(frame) => frame,
             Err(error) => {

@@ -64,9 +64,10 @@ impl Session {
     pub(crate) fn room_info(&self, id: RoomId) -> Result<v1::RoomInfo, v1::Error> {
         let me = self.identity()?.user;
         let store = &self.ctx.store;
-        let record = store.room(id).map_err(internal)?.ok_or_else(|| {
-            v1::Error::new(ErrorCode::RoomNotFound, "the room is gone")
-        })?;
+        let record = store
+            .room(id)
+            .map_err(internal)?
+            .ok_or_else(|| v1::Error::new(ErrorCode::RoomNotFound, "the room is gone"))?;
         let membership = store.membership(id, me).map_err(internal)?;
         let peer = if record.kind() == RoomKind::Direct {
             let mut lookup = convert::UserLookup::new(store);
@@ -192,7 +193,12 @@ impl Session {
     }
 }
 
-fn info(id: RoomId, record: &RoomRecord, membership: Option<&MembershipRecord>, peer: Option<v1::User>) -> v1::RoomInfo {
+fn info(
+    id: RoomId,
+    record: &RoomRecord,
+    membership: Option<&MembershipRecord>,
+    peer: Option<v1::User>,
+) -> v1::RoomInfo {
     let membership = match membership {
         Some(m) if m.state == MembershipState::Joined as i32 => v1::Membership::Joined,
         Some(_) => v1::Membership::Invited,

@@ -24,7 +24,9 @@ use tables::*;
 pub enum StoreError {
     #[error("store: {0}")]
     Redb(#[from] redb::Error),
-    #[error("the data file {path} has schema version {found}, newer than this confabd understands ({supported}); run a newer confabd")]
+    #[error(
+        "the data file {path} has schema version {found}, newer than this confabd understands ({supported}); run a newer confabd"
+    )]
     TooNew { path: String, found: u64, supported: u64 },
     #[error("the store is shutting down")]
     Closed,

@@ -21,20 +21,58 @@ pub struct TokenGrant {
 #[derive(Debug)]
 pub enum WriteOp {
     /// Create a registered user and a first token family.
-    Register { name: String, password_hash: String, device_name: String, grant: TokenGrant },
+    Register {
+        name: String,
+        password_hash: String,
+        device_name: String,
+        grant: TokenGrant,
+    },
     /// Create a guest user (its name is held in memory, not here).
-    CreateGuest { name: String },
+    CreateGuest {
+        name: String,
+    },
     /// Start a token family for a login.
-    StartFamily { user: UserId, device_name: String, grant: TokenGrant },
+    StartFamily {
+        user: UserId,
+        device_name: String,
+        grant: TokenGrant,
+    },
     /// Trade a refresh token for a new one in the same family.
-    RotateRefresh { presented: [u8; 32], grant: TokenGrant },
-    RevokeFamily { family: u64 },
-    CreateRoom { creator: UserId, name: String, kind: RoomKind },
-    Join { user: UserId, room: RoomId },
-    Leave { user: UserId, room: RoomId },
-    Invite { by: UserId, room: RoomId, invitee: UserId },
-    OpenDirect { user: UserId, peer: UserId },
-    Send { user: UserId, room: RoomId, txn_id: String, text: String },
+    RotateRefresh {
+        presented: [u8; 32],
+        grant: TokenGrant,
+    },
+    RevokeFamily {
+        family: u64,
+    },
+    CreateRoom {
+        creator: UserId,
+        name: String,
+        kind: RoomKind,
+    },
+    Join {
+        user: UserId,
+        room: RoomId,
+    },
+    Leave {
+        user: UserId,
+        room: RoomId,
+    },
+    Invite {
+        by: UserId,
+        room: RoomId,
+        invitee: UserId,
+    },
+    OpenDirect {
+        user: UserId,
+        peer: UserId,
+    },
+    Send {
+        user: UserId,
+        room: RoomId,
+        txn_id: String,
+        text: String,
+    },
 }
 
 /// What a successful operation produced.
@@ -157,10 +195,8 @@ fn start_family(
     now: u64,
 ) -> Result<u64, StoreError> {
     let family = next_id(txn, meta::NEXT_TOKEN_FAMILY)?;
-    txn.open_table(TOKEN_FAMILIES)?.insert(
-        family,
-        TokenFamilyRecord { user_id: user.0, revoked: false, device_name, created_at_ms: now },
-    )?;
+    txn.open_table(TOKEN_FAMILIES)?
+        .insert(family, TokenFamilyRecord { user_id: user.0, revoked: false, device_name, created_at_ms: now })?;
     txn.open_table(REFRESH_TOKENS)?.insert(
         &grant.hash,
         RefreshTokenRecord { user_id: user.0, family, expires_at_ms: grant.expires_at_ms, used: false },
@@ -375,12 +411,7 @@ fn invite(
     Ok(Ok(OpOutput::Done))
 }
 
-fn open_direct(
-    txn: &WriteTransaction,
-    batch: &mut Batch,
-    user: UserId,
-    peer: UserId,
-) -> Result<OpResult, StoreError> {
+fn open_direct(txn: &WriteTransaction, batch: &mut Batch, user: UserId, peer: UserId) -> Result<OpResult, StoreError> {
     if user == peer {
         return Ok(Err(Refusal::Forbidden("a direct conversation needs another user")));
     }
@@ -440,13 +471,7 @@ fn send(
             return Ok(Err(Refusal::TxnConflict));
         }
         let epoch = room_record(txn, room)?.map(|r| r.epoch).unwrap_or(1);
-        return Ok(Ok(OpOutput::Sent {
-            room,
-            epoch,
-            seq: claimed.seq,
-            time_ms: claimed.time_ms,
-            duplicate: true,
-        }));
+        return Ok(Ok(OpOutput::Sent { room, epoch, seq: claimed.seq, time_ms: claimed.time_ms, duplicate: true }));
     }
     let Some(record) = room_record(txn, room)? else {
         return Ok(Err(Refusal::RoomNotFound));
@@ -458,9 +483,6 @@ fn send(
     let kind = EventKind::Message(MessageBody { text, client_txn_id: txn_id.clone() });
     let seq = batch.append(txn, room, user, kind)?;
     let time_ms = batch.now_ms;
-    txns.insert(
-        (user.0, txn_id.as_str()),
-        TxnRecord { room_id: room.0, seq, time_ms, text_digest: digest },
-    )?;
+    txns.insert((user.0, txn_id.as_str()), TxnRecord { room_id: room.0, seq, time_ms, text_digest: digest })?;
     Ok(Ok(OpOutput::Sent { room, epoch: record.epoch, seq, time_ms, duplicate: false }))
 }

@@ -21,15 +21,13 @@ pub const USER_NAMES: TableDefinition<&str, u64> = TableDefinition::new("user_na
 pub const REFRESH_TOKENS: TableDefinition<&[u8; 32], Record<RefreshTokenRecord>> =
     TableDefinition::new("refresh_tokens_v1");
 /// `token_families`: family id → record.
-pub const TOKEN_FAMILIES: TableDefinition<u64, Record<TokenFamilyRecord>> =
-    TableDefinition::new("token_families_v1");
+pub const TOKEN_FAMILIES: TableDefinition<u64, Record<TokenFamilyRecord>> = TableDefinition::new("token_families_v1");
 /// `rooms`: room id → record.
 pub const ROOMS: TableDefinition<u64, Record<RoomRecord>> = TableDefinition::new("rooms_v1");
 /// `room_names`: lowercase room name → room id (DMs have no name).
 pub const ROOM_NAMES: TableDefinition<&str, u64> = TableDefinition::new("room_names_v1");
 /// `memberships`: (room, user) → membership.
-pub const MEMBERSHIPS: TableDefinition<(u64, u64), Record<MembershipRecord>> =
-    TableDefinition::new("memberships_v1");
+pub const MEMBERSHIPS: TableDefinition<(u64, u64), Record<MembershipRecord>> = TableDefinition::new("memberships_v1");
 /// `user_rooms`: (user, room) → membership state; the index behind "my rooms".
 pub const USER_ROOMS: TableDefinition<(u64, u64), i32> = TableDefinition::new("user_rooms_v1");
 /// `direct_rooms`: (lower user id, higher user id) → room id.

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::{hub::Hub, ids::{RoomId, UserId}};
+use crate::{
+    hub::Hub,
+    ids::{RoomId, UserId},
+};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -29,7 +32,12 @@ async fn write(f: &Fixture, op: WriteOp) -> OpResult {
 }
 
 async fn user(f: &Fixture, name: &str) -> UserId {
-    let op = WriteOp::Register { name: name.into(), password_hash: "x".into(), device_name: String::new(), grant: grant(name.len() as u8) };
+    let op = WriteOp::Register {
+        name: name.into(),
+        password_hash: "x".into(),
+        device_name: String::new(),
+        grant: grant(name.len() as u8),
+    };
     match write(f, op).await.unwrap() {
         OpOutput::User { user, .. } => user,
         other => panic!("{other:?}"),
@@ -54,7 +62,9 @@ async fn a_retried_send_returns_the_first_result_and_appends_nothing() {
     let general = room(&f, alice, "general", RoomKind::Public).await;
     let first = write(&f, send(alice, general, "t1", "hello")).await.unwrap();
     let again = write(&f, send(alice, general, "t1", "hello")).await.unwrap();
-    let (OpOutput::Sent { seq: s1, duplicate: false, .. }, OpOutput::Sent { seq: s2, duplicate: true, .. }) = (first, again) else {
+    let (OpOutput::Sent { seq: s1, duplicate: false, .. }, OpOutput::Sent { seq: s2, duplicate: true, .. }) =
+        (first, again)
+    else {
         panic!("not a send followed by its duplicate");
     };
     assert_eq!(s1, s2);
@@ -110,11 +120,15 @@ async fn private_rooms_need_an_invitation_and_hide_from_others() {
 async fn guests_stay_in_public_rooms() {
     let f = fixture();
     let alice = user(&f, "alice").await;
-    let OpOutput::User { user: guest, .. } = write(&f, WriteOp::CreateGuest { name: "zed".into() }).await.unwrap() else {
+    let OpOutput::User { user: guest, .. } = write(&f, WriteOp::CreateGuest { name: "zed".into() }).await.unwrap()
+    else {
         panic!()
     };
     let secret = room(&f, alice, "secret", RoomKind::Private).await;
-    assert!(matches!(write(&f, WriteOp::Invite { by: alice, room: secret, invitee: guest }).await, Err(Refusal::Forbidden(_))));
+    assert!(matches!(
+        write(&f, WriteOp::Invite { by: alice, room: secret, invitee: guest }).await,
+        Err(Refusal::Forbidden(_))
+    ));
     assert!(matches!(
         write(&f, WriteOp::CreateRoom { creator: guest, name: "mine".into(), kind: RoomKind::Private }).await,
         Err(Refusal::Forbidden(_))
@@ -141,27 +155,48 @@ async fn reusing_a_refresh_token_revokes_its_family() {
     let rotated = write(&f, WriteOp::RotateRefresh { presented: [5; 32], grant: grant(100) }).await.unwrap();
     let OpOutput::Rotated { user, family } = rotated else { panic!("{rotated:?}") };
     assert_eq!(user, alice);
-    assert_eq!(write(&f, WriteOp::RotateRefresh { presented: [5; 32], grant: grant(101) }).await, Err(Refusal::TokenReused { family }));
+    assert_eq!(
+        write(&f, WriteOp::RotateRefresh { presented: [5; 32], grant: grant(101) }).await,
+        Err(Refusal::TokenReused { family })
+    );
     assert!(f.store.token_family(family).unwrap().unwrap().revoked);
     // The newest token of the family is dead too.
-    assert_eq!(write(&f, WriteOp::RotateRefresh { presented: [100; 32], grant: grant(102) }).await, Err(Refusal::TokenInvalid));
-    assert_eq!(write(&f, WriteOp::RotateRefresh { presented: [9; 32], grant: grant(103) }).await, Err(Refusal::TokenInvalid));
+    assert_eq!(
+        write(&f, WriteOp::RotateRefresh { presented: [100; 32], grant: grant(102) }).await,
+        Err(Refusal::TokenInvalid)
+    );
+    assert_eq!(
+        write(&f, WriteOp::RotateRefresh { presented: [9; 32], grant: grant(103) }).await,
+        Err(Refusal::TokenInvalid)
+    );
 }
 
 #[tokio::test]
 async fn expired_refresh_tokens_are_refused() {
     let f = fixture();
     let alice = user(&f, "alice").await;
-    let op = WriteOp::StartFamily { user: alice, device_name: String::new(), grant: TokenGrant { hash: [42; 32], expires_at_ms: 1 } };
+    let op = WriteOp::StartFamily {
+        user: alice,
+        device_name: String::new(),
+        grant: TokenGrant { hash: [42; 32], expires_at_ms: 1 },
+    };
     write(&f, op).await.unwrap();
-    assert_eq!(write(&f, WriteOp::RotateRefresh { presented: [42; 32], grant: grant(43) }).await, Err(Refusal::TokenExpired));
+    assert_eq!(
+        write(&f, WriteOp::RotateRefresh { presented: [42; 32], grant: grant(43) }).await,
+        Err(Refusal::TokenExpired)
+    );
 }
 
 #[tokio::test]
 async fn names_are_unique_whatever_their_case() {
     let f = fixture();
     let alice = user(&f, "alice").await;
-    let op = WriteOp::Register { name: "ALICE".into(), password_hash: "x".into(), device_name: String::new(), grant: grant(77) };
+    let op = WriteOp::Register {
+        name: "ALICE".into(),
+        password_hash: "x".into(),
+        device_name: String::new(),
+        grant: grant(77),
+    };
     assert!(matches!(write(&f, op).await, Err(Refusal::NameTaken(_))));
     room(&f, alice, "general", RoomKind::Public).await;
     assert!(matches!(

@@ -114,10 +114,7 @@ impl WriterHandle {
 
     /// Queues `op` (in call order) and returns the future answer, so a
     /// caller can queue several writes in order and await them later.
-    pub async fn submit(
-        &self,
-        op: WriteOp,
-    ) -> Result<oneshot::Receiver<Result<OpResult, StoreError>>, StoreError> {
+    pub async fn submit(&self, op: WriteOp) -> Result<oneshot::Receiver<Result<OpResult, StoreError>>, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.tx.send(Msg::Job(Job { op, reply })).await.map_err(|_| StoreError::Closed)?;
         Ok(answer)

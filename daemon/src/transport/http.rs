@@ -13,7 +13,10 @@ use hyper_util::rt::TokioIo;
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_tungstenite::{
     WebSocketStream,
-    tungstenite::{handshake::derive_accept_key, protocol::{Role, WebSocketConfig}},
+    tungstenite::{
+        handshake::derive_accept_key,
+        protocol::{Role, WebSocketConfig},
+    },
 };
 
 use super::{FrameReader, FrameWriter};
@@ -95,12 +98,15 @@ fn chosen_encoding(request: &Request<Incoming>) -> Option<Encoding> {
         .find_map(Encoding::from_ws_subprotocol)
 }
 
-fn upgrade(ctx: Arc<Context>, peer: SocketAddr, sessions: Arc<Semaphore>, mut request: Request<Incoming>) -> Response<Body> {
+fn upgrade(
+    ctx: Arc<Context>,
+    peer: SocketAddr,
+    sessions: Arc<Semaphore>,
+    mut request: Request<Incoming>,
+) -> Response<Body> {
     let headers = request.headers();
-    let is_upgrade = headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let is_upgrade =
+        headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let version_ok = headers.get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).filter(|_| is_upgrade && version_ok) else {
         return text(StatusCode::BAD_REQUEST, "this is confab's WebSocket endpoint: connect with a WebSocket client\n");

@@ -7,12 +7,18 @@ pub mod quic;
 
 use bytes::{Buf as _, Bytes, BytesMut};
 use confab_protocol::{Encoding, codec, v1};
-use futures_util::{SinkExt as _, StreamExt as _, stream::{SplitSink, SplitStream}};
+use futures_util::{
+    SinkExt as _, StreamExt as _,
+    stream::{SplitSink, SplitStream},
+};
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt as _;
 use tokio_tungstenite::{
     WebSocketStream,
-    tungstenite::{self, Message, Utf8Bytes, protocol::{CloseFrame, frame::coding::CloseCode}},
+    tungstenite::{
+        self, Message, Utf8Bytes,
+        protocol::{CloseFrame, frame::coding::CloseCode},
+    },
 };
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
@@ -127,15 +133,13 @@ impl FrameWriter {
             FrameWriter::Ws { encoding, .. } => *encoding,
             FrameWriter::Quic { .. } => Encoding::Proto,
         };
-        let frame = codec::encode(
-            &crate::hub::push(v1::server_frame::Body::Close(close.clone())),
-            encoding,
-        );
+        let frame = codec::encode(&crate::hub::push(v1::server_frame::Body::Close(close.clone())), encoding);
         let _ = self.write(&[frame]).await;
         let code = close.code.clamp(0, u16::MAX.into()) as u16;
         match self {
             FrameWriter::Ws { mut sink, .. } => {
-                let frame = CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from(truncate(&close.reason, 120)) };
+                let frame =
+                    CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from(truncate(&close.reason, 120)) };
                 let _ = sink.send(Message::Close(Some(frame))).await;
                 let _ = sink.close().await;
             }

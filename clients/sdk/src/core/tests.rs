@@ -100,7 +100,14 @@ impl Harness {
 }
 
 fn welcome() -> v1::Welcome {
-    v1::Welcome { version: 1, feature_level: 1, ping_interval_ms: 10_000, idle_timeout_ms: 30_000, session_id: 77, ..Default::default() }
+    v1::Welcome {
+        version: 1,
+        feature_level: 1,
+        ping_interval_ms: 10_000,
+        idle_timeout_ms: 30_000,
+        session_id: 77,
+        ..Default::default()
+    }
 }
 
 fn auth(access: &str, refresh: &str) -> v1::AuthResult {
@@ -215,7 +222,9 @@ fn room_events_are_delivered_once_and_gaps_trigger_a_resume() {
     h.reply(resume_id, resumed(&[(1, 1, 14, v1::ResumeOutcome::Replayed)]));
     assert_eq!(seqs(&h.events()), vec![13, 14]);
     let (_, command) = h.sent_one();
-    assert!(matches!(command, Command::Resume(r) if r.positions.contains(&v1::RoomPosition { room_id: 1, epoch: 1, seq: 14 })));
+    assert!(
+        matches!(command, Command::Resume(r) if r.positions.contains(&v1::RoomPosition { room_id: 1, epoch: 1, seq: 14 }))
+    );
 }
 
 #[test]
@@ -289,7 +298,9 @@ fn reconnect_authenticates_resumes_then_resends_unanswered_sends() {
     h.reply(resume_id, resumed(&[(1, 1, 12, v1::ResumeOutcome::Replayed), (3, 2, 40, v1::ResumeOutcome::Reset)]));
     let events = h.events();
     assert_eq!(seqs(&events), vec![11, 12]);
-    assert!(events.iter().any(|e| matches!(e, Event::RoomReset { room: RoomId(3), epoch: Epoch(2), head_seq: Seq(40) })));
+    assert!(
+        events.iter().any(|e| matches!(e, Event::RoomReset { room: RoomId(3), epoch: Epoch(2), head_seq: Seq(40) }))
+    );
     assert!(matches!(events.last(), Some(Event::Connected { .. })));
 
     let resent = h.sent();
@@ -499,7 +510,10 @@ fn an_application_that_falls_behind_gets_the_dropped_events_replayed() {
     let events = h.events();
     assert_eq!(seqs(&events), vec![1, 2, 3]);
     let (_, command) = h.sent_one();
-    assert_eq!(command, Command::Resume(v1::Resume { positions: vec![v1::RoomPosition { room_id: 1, epoch: 1, seq: 3 }] }));
+    assert_eq!(
+        command,
+        Command::Resume(v1::Resume { positions: vec![v1::RoomPosition { room_id: 1, epoch: 1, seq: 3 }] })
+    );
 }
 
 #[test]
@@ -523,10 +537,14 @@ fn fail_all_answers_everything_waiting() {
     h.core.on_connected(h.now);
     h.sent();
     h.core.fail_all(&Error::ClientClosed);
-    let mut tags: Vec<u32> = h.replies().into_iter().map(|(tag, result)| {
-        assert!(matches!(result, Err(Error::ClientClosed)));
-        tag
-    }).collect();
+    let mut tags: Vec<u32> = h
+        .replies()
+        .into_iter()
+        .map(|(tag, result)| {
+            assert!(matches!(result, Err(Error::ClientClosed)));
+            tag
+        })
+        .collect();
     tags.sort();
     assert_eq!(tags, vec![1, 2]);
 }
