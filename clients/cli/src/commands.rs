@@ -304,8 +304,8 @@ async fn connect(ctx: &mut Context, events: bool, reconnect: ReconnectPolicy) ->
         if ctx.profile.known_fingerprints.get(&key) != Some(&seen_hex) {
             if ctx.fingerprint.is_none() {
                 ctx.output.notice(format!(
-                    "trusting {key} on first use; its certificate fingerprint (SHA-256) is {}",
-                    seen.to_colon_hex()
+                    "trusting {key} on first use; its certificate fingerprint (SHA-256) is {seen_hex} \
+                     (compare it with the one confabd printed at start)"
                 ));
             }
             ctx.profile.known_fingerprints.insert(key, seen_hex);

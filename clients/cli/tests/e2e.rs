@@ -481,11 +481,13 @@ fn trust_on_first_use() {
     let address = format!("127.0.0.1:{}", first.quic.port());
 
     let registered = carol.register("carol");
-    let colon_hex =
-        first.fingerprint.as_bytes().chunks(2).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(":");
     assert_eq!(
         registered.stderr,
-        format!("confab: trusting {address} on first use; its certificate fingerprint (SHA-256) is {colon_hex}\n"),
+        format!(
+            "confab: trusting {address} on first use; its certificate fingerprint (SHA-256) is {} \
+             (compare it with the one confabd printed at start)\n",
+            first.fingerprint
+        ),
         "{registered}"
     );
     assert_eq!(carol.profile()["known_fingerprints"][&address], first.fingerprint.as_str());
