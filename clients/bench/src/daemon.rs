@@ -35,7 +35,8 @@ impl Daemon {
             format!(
                 "[server]\ndata_dir = {:?}\n[http]\nlisten = \"{http}\"\n[quic]\nlisten = \"{quic}\"\n\
                  [rate_limits]\nsends_per_user = {{ per_second = 1000000.0, burst = 1000000 }}\n\
-                 logins_per_address = {{ per_second = 1000000.0, burst = 1000000 }}\n",
+                 logins_per_address = {{ per_second = 1000000.0, burst = 1000000 }}\n\
+                 resumes_per_user = {{ per_second = 1000000.0, burst = 1000000 }}\n",
                 dir.path().join("data")
             ),
         )?;
