@@ -290,3 +290,39 @@ async fn sessions_beyond_the_listener_limit_are_told_to_come_back() {
     // QUIC has its own listener and its own limit.
     let _quic = td.raw(Wire::Quic).await;
 }
+
+#[tokio::test]
+async fn invalid_utf8_in_a_websocket_text_message_closes_that_session() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::{
+        Message,
+        client::IntoClientRequest as _,
+        protocol::frame::{
+            Frame,
+            coding::{Data, OpCode},
+        },
+    };
+    let td = TestDaemon::start().await;
+    let mut request = format!("{}/ws", td.url(Wire::WsJson)).into_client_request().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", "confab.v1.json".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let decode = |message: Message| -> v1::ServerFrame {
+        let Message::Text(text) = message else { panic!("{message:?}") };
+        confab_sdk::protocol::codec::decode(text.as_bytes(), confab_sdk::Encoding::Json).unwrap()
+    };
+    ws.send(Message::Frame(Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true)))
+        .await
+        .unwrap();
+    // WebSocket (RFC 6455) fails the connection on invalid UTF-8 in a text
+    // message: the session closes with a reason, and only this session.
+    let frame = decode(within("the close", ws.next()).await.unwrap().unwrap());
+    match frame.body {
+        Some(Body::Close(close)) => {
+            assert_eq!(close.code, CloseCode::ProtocolViolation as i32);
+            assert!(close.reason.contains("UTF-8"), "{}", close.reason);
+        }
+        other => panic!("{other:?}"),
+    }
+    let bystander = bystander(&td).await;
+    still_serving(&bystander).await;
+}

@@ -187,3 +187,21 @@ async fn everything_survives_a_restart() {
     let third = again.create_room("third", v1::RoomKind::Public).await.unwrap();
     assert_eq!(third.room_id, 3);
 }
+
+#[tokio::test]
+async fn a_retry_gets_its_first_result_even_after_leaving_or_hitting_the_rate_limit() {
+    let td = TestDaemon::start_with(|c| {
+        c.rate_limits.sends_per_user = confabd::config::Rate { per_second: 0.001, burst: 2 }
+    })
+    .await;
+    let alice = td.user(Wire::WsProto, "alice").await;
+    alice.create_room("secret", v1::RoomKind::Private).await.unwrap();
+    let first = alice.send_with_txn("secret", "said once", "t-1").await.unwrap();
+    alice.send_with_txn("secret", "said twice", "t-2").await.unwrap();
+    assert_eq!(code(alice.send_with_txn("secret", "three", "t-3").await), ErrorCode::RateLimited);
+    let retry = alice.send_with_txn("secret", "said once", "t-1").await.unwrap();
+    assert!(retry.duplicate && retry.seq == first.seq);
+    alice.leave("secret").await.unwrap();
+    let retry = alice.send_with_txn(confab_sdk::RoomId(first.room_id), "said once", "t-1").await.unwrap();
+    assert!(retry.duplicate && retry.seq == first.seq);
+}

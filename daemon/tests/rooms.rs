@@ -131,3 +131,36 @@ async fn direct_conversations_are_one_room_per_pair() {
     let page = bob.history(room, v1::HistoryDirection::Backward, confab_sdk::Seq(0), 10).await.unwrap();
     assert_eq!(support::text_of(page.events.last().unwrap()), Some("psst"));
 }
+
+#[tokio::test]
+async fn invitees_see_the_room_but_must_join_to_speak() {
+    let td = TestDaemon::start().await;
+    let alice = td.user(Wire::WsProto, "alice").await;
+    let bob = td.user(Wire::WsJson, "bob").await;
+    alice.create_room("secret", v1::RoomKind::Private).await.unwrap();
+    alice.invite("secret", "bob").await.unwrap();
+    assert_eq!(code(bob.send("secret", "too early").await), ErrorCode::NotAMember);
+    assert_eq!(
+        code(bob.history("secret", v1::HistoryDirection::Backward, confab_sdk::Seq(0), 10).await),
+        ErrorCode::NotAMember
+    );
+    assert_eq!(code(bob.invite("secret", "alice").await), ErrorCode::NotAMember);
+    bob.members("secret").await.unwrap();
+    // Declining: leaving as an invitee removes the invitation.
+    bob.leave("secret").await.unwrap();
+    assert_eq!(code(bob.join("secret").await), ErrorCode::RoomNotFound);
+}
+
+#[tokio::test]
+async fn a_direct_room_keeps_its_peer_after_the_peer_leaves() {
+    let td = TestDaemon::start().await;
+    let alice = td.user(Wire::WsProto, "alice").await;
+    let bob = td.user(Wire::Quic, "bob").await;
+    let dm = alice.open_direct("bob").await.unwrap();
+    bob.leave(confab_sdk::RoomId(dm.room_id)).await.unwrap();
+    let again = alice.open_direct("bob").await.unwrap();
+    assert_eq!(again.room_id, dm.room_id);
+    assert_eq!(again.peer.unwrap().name, "bob");
+    let mine = alice.list_rooms(v1::RoomScope::Mine).await.unwrap();
+    assert_eq!(mine.iter().find(|r| r.room_id == dm.room_id).unwrap().peer.as_ref().unwrap().name, "bob");
+}

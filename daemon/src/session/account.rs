@@ -282,5 +282,5 @@ impl Session {
 /// A write answered with an output that does not fit its operation: a bug.
 pub(crate) fn unexpected(output: OpOutput) -> v1::Error {
     tracing::error!(?output, "unexpected write output");
-    v1::Error::new(ErrorCode::Internal, "internal error")
+    v1::Error::temporary(ErrorCode::Internal, "internal error", 1000)
 }

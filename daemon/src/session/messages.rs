@@ -1,7 +1,10 @@
 //! Message commands: SendMessage and GetHistory. (Resume lives with the
 //! session driver, which owns the subscription.)
 
-use confab_protocol::v1::{self, ErrorCode, server_frame::Body};
+use confab_protocol::{
+    Encoding,
+    v1::{self, ErrorCode, server_frame::Body},
+};
 
 use super::{
     Reply, Session,
@@ -11,7 +14,7 @@ use super::{
 use crate::{
     context::check,
     convert,
-    ids::Seq,
+    ids::{RoomId, Seq},
     store::{OpOutput, RoomKind, StoreError, WriteOp},
 };
 
@@ -60,10 +63,33 @@ impl Session {
                 format!("text is {} bytes; the limit is {max}", send.text.len()),
             ));
         }
-        let room = self.visible_room(send.room.as_ref())?;
-        let limiter = if identity.guest { &self.ctx.limiters.guest_sends } else { &self.ctx.limiters.sends };
-        check(limiter, &identity.user).map_err(|wait| rate_limited(wait, "messages"))?;
-        Ok(WriteOp::Send { user: identity.user, room: room.id, txn_id: send.client_txn_id, text: send.text })
+        let claimed = self.ctx.store.txn(identity.user, &send.client_txn_id).map_err(internal)?;
+        let room = match claimed {
+            // A retry gets its original result (IDEM-2) whatever changed
+            // since: no rate limit, no membership check. The writer compares
+            // room and text and answers the first result or TXN_CONFLICT.
+            Some(claimed) => self.claimed_room(send.room.as_ref(), RoomId(claimed.room_id))?,
+            None => {
+                let room = self.visible_room(send.room.as_ref())?;
+                let limiter = if identity.guest { &self.ctx.limiters.guest_sends } else { &self.ctx.limiters.sends };
+                check(limiter, &identity.user).map_err(|wait| rate_limited(wait, "messages"))?;
+                room.id
+            }
+        };
+        Ok(WriteOp::Send { user: identity.user, room, txn_id: send.client_txn_id, text: send.text })
+    }
+
+    /// The room a retried send names, resolved without visibility checks:
+    /// the first send already passed them.
+    fn claimed_room(&self, room: Option<&v1::RoomRef>, claimed: RoomId) -> Result<RoomId, v1::Error> {
+        Ok(match room.and_then(|r| r.room.as_ref()) {
+            Some(v1::room_ref::Room::Id(id)) => RoomId(*id),
+            Some(v1::room_ref::Room::Name(name)) => {
+                let name = name.strip_prefix('#').unwrap_or(name);
+                self.ctx.store.room_by_name(name).map_err(internal)?.map_or(RoomId(0), |(id, _)| id)
+            }
+            None => claimed,
+        })
     }
 
     pub(super) fn get_history(&mut self, get: v1::GetHistory) -> Result<Body, v1::Error> {
@@ -119,7 +145,9 @@ impl Session {
         // events (the ones nearest the anchor) and `has_more` instead.
         let budget = self.ctx.config.limits.max_outbound_queue_bytes as usize / 2;
         let backward = get.direction != v1::HistoryDirection::Forward as i32;
-        let kept = if backward { fitting(events.iter().rev(), budget) } else { fitting(events.iter(), budget) };
+        let encoding = self.encoding;
+        let kept =
+            if backward { fitting(events.iter().rev(), budget, encoding) } else { fitting(events.iter(), budget, encoding) };
         let has_more = has_more || kept < events.len();
         if backward {
             events.drain(..events.len() - kept);
@@ -136,13 +164,16 @@ impl Session {
     }
 }
 
-/// How many of `events`, taken in order, fit in `budget` encoded bytes
-/// (always at least one).
-fn fitting<'a>(events: impl Iterator<Item = &'a v1::RoomEvent>, budget: usize) -> usize {
+/// How many of `events`, taken in order, fit in `budget` bytes of
+/// `encoding` (always at least one).
+fn fitting<'a>(events: impl Iterator<Item = &'a v1::RoomEvent>, budget: usize, encoding: Encoding) -> usize {
     let mut size = 0;
     let mut count = 0;
     for event in events {
-        size += prost::Message::encoded_len(event);
+        size += match encoding {
+            Encoding::Proto => prost::Message::encoded_len(event),
+            Encoding::Json => serde_json::to_vec(event).map_or(0, |json| json.len()),
+        };
         if count > 0 && size > budget {
             break;
         }

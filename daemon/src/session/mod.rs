@@ -349,6 +349,9 @@ fn reply(request_id: u64, result: Result<Body, v1::Error>) -> v1::ServerFrame {
 
 /// A store failure as the client sees it: temporary, details in our log.
 pub(crate) fn internal(error: StoreError) -> v1::Error {
+    if let StoreError::Closed = error {
+        return v1::Error::temporary(ErrorCode::Unavailable, "the server is shutting down; try again shortly", 1000);
+    }
     tracing::error!(%error, "store error");
     v1::Error::temporary(ErrorCode::Internal, "the server could not complete this; try again", 1000)
 }

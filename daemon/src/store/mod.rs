@@ -185,9 +185,21 @@ impl Store {
         Ok(rooms)
     }
 
-    /// The other participant of a direct room.
+    /// The other participant of a direct room, whether or not they are in
+    /// it now.
     pub fn direct_peer(&self, room: RoomId, me: UserId) -> Result<Option<UserId>, StoreError> {
-        Ok(self.members(room)?.into_iter().map(|(user, _)| user).find(|user| *user != me))
+        let Some(record) = self.room(room)? else { return Ok(None) };
+        Ok(match (record.creator, record.peer) {
+            (_, 0) => None,
+            (creator, peer) if creator == me.0 => Some(UserId(peer)),
+            (creator, _) => Some(UserId(creator)),
+        })
+    }
+
+    /// What a claimed client transaction id produced, if it was claimed.
+    pub fn txn(&self, user: UserId, txn_id: &str) -> Result<Option<TxnRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(TXNS)?.get((user.0, txn_id))?.map(|v| v.value()))
     }
 
     /// Events of a room with `from <= seq <= to`, ascending, at most `limit`;

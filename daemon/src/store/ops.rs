@@ -279,6 +279,7 @@ fn create_room(
             created_at_ms: batch.now_ms,
             creator: creator.0,
             joined_count: 0,
+            peer: 0,
         },
     )?;
     drop(rooms);
@@ -335,6 +336,12 @@ fn membership(
     Ok(table.get((room.0, user.0))?.map(|v| v.value()))
 }
 
+/// Why someone who has not joined `room` may not act in it: a room they
+/// can see (public, or invited) says so, any other does not exist for them.
+fn outsider(room: &RoomRecord, membership: Option<&MembershipRecord>) -> Refusal {
+    if room.kind() == RoomKind::Public || membership.is_some() { Refusal::NotAMember } else { Refusal::RoomNotFound }
+}
+
 fn room_record(txn: &WriteTransaction, room: RoomId) -> Result<Option<RoomRecord>, StoreError> {
     Ok(txn.open_table(ROOMS)?.get(room.0)?.map(|v| v.value()))
 }
@@ -386,7 +393,7 @@ fn invite(
     let memberships = txn.open_table(MEMBERSHIPS)?;
     let inviter = membership(&memberships, room, by)?;
     if !inviter.as_ref().is_some_and(|m| m.is_joined()) {
-        return Ok(Err(if record.kind() == RoomKind::Public { Refusal::NotAMember } else { Refusal::RoomNotFound }));
+        return Ok(Err(outsider(&record, inviter.as_ref())));
     }
     if record.kind() == RoomKind::Direct {
         return Ok(Err(Refusal::Forbidden("direct conversations have exactly two members")));
@@ -443,6 +450,7 @@ fn open_direct(txn: &WriteTransaction, batch: &mut Batch, user: UserId, peer: Us
             created_at_ms: batch.now_ms,
             creator: user.0,
             joined_count: 0,
+            peer: peer.0,
         },
     )?;
     batch.append(
@@ -476,9 +484,9 @@ fn send(
     let Some(record) = room_record(txn, room)? else {
         return Ok(Err(Refusal::RoomNotFound));
     };
-    let joined = membership(&txn.open_table(MEMBERSHIPS)?, room, user)?.is_some_and(|m| m.is_joined());
-    if !joined {
-        return Ok(Err(if record.kind() == RoomKind::Public { Refusal::NotAMember } else { Refusal::RoomNotFound }));
+    let current = membership(&txn.open_table(MEMBERSHIPS)?, room, user)?;
+    if !current.as_ref().is_some_and(|m| m.is_joined()) {
+        return Ok(Err(outsider(&record, current.as_ref())));
     }
     let kind = EventKind::Message(MessageBody { text, client_txn_id: txn_id.clone() });
     let seq = batch.append(txn, room, user, kind)?;

@@ -87,6 +87,9 @@ pub struct RoomRecord {
     pub creator: u64,
     #[prost(uint32, tag = "7")]
     pub joined_count: u32,
+    /// For direct rooms: the participant other than `creator`.
+    #[prost(uint64, tag = "8")]
+    pub peer: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Enumeration)]

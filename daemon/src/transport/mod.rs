@@ -52,6 +52,11 @@ impl FrameReader {
             FrameReader::Ws { stream, encoding } => loop {
                 let message = match stream.next().await {
                     Some(Ok(message)) => message,
+                    Some(Err(tungstenite::Error::Utf8(_))) => {
+                        // RFC 6455 fails the connection on invalid UTF-8 in
+                        // a text message; say why before it goes.
+                        return Inbound::Unframeable("a text message is not valid UTF-8".into());
+                    }
                     Some(Err(tungstenite::Error::Capacity(e))) => {
                         tracing::debug!(error = %e, "oversized WebSocket message");
                         return Inbound::TooLarge { len: 0, max };
