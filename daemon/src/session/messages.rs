@@ -146,8 +146,11 @@ impl Session {
         let budget = self.ctx.config.limits.max_outbound_queue_bytes as usize / 2;
         let backward = get.direction != v1::HistoryDirection::Forward as i32;
         let encoding = self.encoding;
-        let kept =
-            if backward { fitting(events.iter().rev(), budget, encoding) } else { fitting(events.iter(), budget, encoding) };
+        let kept = if backward {
+            fitting(events.iter().rev(), budget, encoding)
+        } else {
+            fitting(events.iter(), budget, encoding)
+        };
         let has_more = has_more || kept < events.len();
         if backward {
             events.drain(..events.len() - kept);
