@@ -89,6 +89,7 @@ impl Daemon {
             transport::quic::bind(&identity, &ctx.config).map_err(|e| anyhow::anyhow!("{e} (in use? set --quic)"))?;
         let quic_addr = endpoint.local_addr()?;
 
+        ctx.tracker.spawn(sweep_expired_tokens(ctx.clone()));
         let max_sessions = ctx.config.limits.max_sessions_per_listener as usize;
         ctx.tracker.spawn(transport::http::serve(ctx.clone(), listener, Arc::new(Semaphore::new(max_sessions))));
         ctx.tracker.spawn(transport::quic::serve(
@@ -125,5 +126,23 @@ impl Daemon {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
         self.writer.stop().await;
         tracing::info!("stopped");
+    }
+}
+
+/// Forgets expired refresh tokens at start and then hourly, until shutdown.
+async fn sweep_expired_tokens(ctx: Arc<Context>) {
+    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = every_hour.tick() => {}
+            _ = ctx.shutdown.cancelled() => return,
+        }
+        match ctx.writer.write(store::WriteOp::SweepExpiredTokens).await {
+            Ok(Ok(store::OpOutput::Swept { tokens })) if tokens > 0 => {
+                tracing::info!(tokens, "forgot expired refresh tokens")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "sweeping expired refresh tokens failed"),
+        }
     }
 }

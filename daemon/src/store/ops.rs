@@ -4,7 +4,7 @@
 //! exception, refresh-token reuse, writes the family's revocation on
 //! purpose).
 
-use redb::{ReadableTable as _, Table, WriteTransaction};
+use redb::{ReadableTable as _, ReadableTableMetadata as _, Table, WriteTransaction};
 use sha2::{Digest, Sha256};
 
 use super::{StoreError, records::*, tables::*, writer::Batch};
@@ -45,6 +45,9 @@ pub enum WriteOp {
     RevokeFamily {
         family: u64,
     },
+    /// Forget refresh tokens past their expiry (spent ones are kept until
+    /// then, to recognise reuse).
+    SweepExpiredTokens,
     CreateRoom {
         creator: UserId,
         name: String,
@@ -81,6 +84,7 @@ pub enum OpOutput {
     User { user: UserId, family: u64 },
     Family { family: u64 },
     Rotated { user: UserId, family: u64 },
+    Swept { tokens: u64 },
     Room { room: RoomId },
     Sent { room: RoomId, epoch: u64, seq: u64, time_ms: u64, duplicate: bool },
     Done,
@@ -169,6 +173,12 @@ impl WriteOp {
                     families.insert(family, record)?;
                 }
                 Ok(OpOutput::Done)
+            }
+            WriteOp::SweepExpiredTokens => {
+                let mut tokens = txn.open_table(REFRESH_TOKENS)?;
+                let before = tokens.len()?;
+                tokens.retain(|_, token| token.expires_at_ms > now)?;
+                Ok(OpOutput::Swept { tokens: before - tokens.len()? })
             }
             WriteOp::CreateRoom { creator, name, kind } => create_room(txn, batch, creator, name, kind)?,
             WriteOp::Join { user, room } => join(txn, batch, user, room)?,

@@ -222,3 +222,18 @@ async fn a_newer_schema_is_refused_with_a_clear_error() {
     let error = Store::open(&path).err().expect("refused").to_string();
     assert!(error.contains("schema version 99") && error.contains("newer"), "{error}");
 }
+
+#[tokio::test]
+async fn expired_refresh_tokens_are_swept_and_live_ones_kept() {
+    let f = fixture();
+    let alice = user(&f, "alice").await; // token [5; 32], never expires
+    let expired = TokenGrant { hash: [42; 32], expires_at_ms: 1 };
+    write(&f, WriteOp::StartFamily { user: alice, device_name: String::new(), grant: expired }).await.unwrap();
+    assert_eq!(write(&f, WriteOp::SweepExpiredTokens).await, Ok(OpOutput::Swept { tokens: 1 }));
+    assert_eq!(
+        write(&f, WriteOp::RotateRefresh { presented: [42; 32], grant: grant(43) }).await,
+        Err(Refusal::TokenInvalid)
+    );
+    assert!(write(&f, WriteOp::RotateRefresh { presented: [5; 32], grant: grant(44) }).await.is_ok());
+    assert_eq!(write(&f, WriteOp::SweepExpiredTokens).await, Ok(OpOutput::Swept { tokens: 0 }));
+}
