@@ -244,11 +244,6 @@ impl Hub {
     pub fn remove(&self, session: SessionId) {
         detach(&mut self.lock(), session);
     }
-
-    /// Number of sessions receiving events.
-    pub fn subscribed_sessions(&self) -> usize {
-        self.lock().sessions.len()
-    }
 }
 
 fn detach(state: &mut State, session: SessionId) {
@@ -284,12 +279,7 @@ mod tests {
         let hub = Arc::new(Hub::new(store.clone(), 100_000, usize::MAX));
         let writer = Writer::start(store.database(), hub.clone());
         let handle = writer.handle();
-        let grant = TokenGrant { hash: [1; 32], expires_at_ms: u64::MAX };
-        let op =
-            WriteOp::Register { name: "alice".into(), password_hash: String::new(), device_name: String::new(), grant };
-        let OpOutput::User { user, .. } = handle.write(op).await.unwrap().unwrap() else { panic!() };
-        let op = WriteOp::CreateRoom { creator: user, name: "general".into(), kind: RoomKind::Public };
-        let OpOutput::Room { room } = handle.write(op).await.unwrap().unwrap() else { panic!() };
+        let (user, room) = alice_in_general(&handle).await;
 
         const SENDS: u64 = 600;
         let sender = tokio::spawn({
@@ -344,12 +334,7 @@ mod tests {
         let store = Store::open(&dir.path().join("hub.redb")).unwrap();
         let writer = Writer::start(store.database(), Arc::new(Hub::new(store.clone(), 1000, usize::MAX)));
         let handle = writer.handle();
-        let grant = TokenGrant { hash: [1; 32], expires_at_ms: u64::MAX };
-        let op =
-            WriteOp::Register { name: "alice".into(), password_hash: String::new(), device_name: String::new(), grant };
-        let OpOutput::User { user, .. } = handle.write(op).await.unwrap().unwrap() else { panic!() };
-        let op = WriteOp::CreateRoom { creator: user, name: "general".into(), kind: RoomKind::Public };
-        let OpOutput::Room { room } = handle.write(op).await.unwrap().unwrap() else { panic!() };
+        let (user, room) = alice_in_general(&handle).await;
         for i in 0..8 {
             let op = WriteOp::Send { user, room, txn_id: format!("t{i}"), text: "x".into() };
             handle.write(op).await.unwrap().unwrap();
@@ -380,6 +365,17 @@ mod tests {
         hub.publish(&in_flight);
 
         assert_eq!(delivered(&outbox, Encoding::Json).await, vec![4, 5, 6, 7, 8, 9, 10]);
+    }
+
+    /// Registers alice and has her create the public room `general`.
+    async fn alice_in_general(handle: &crate::store::WriterHandle) -> (UserId, RoomId) {
+        let grant = TokenGrant { hash: [1; 32], expires_at_ms: u64::MAX };
+        let op =
+            WriteOp::Register { name: "alice".into(), password_hash: String::new(), device_name: String::new(), grant };
+        let OpOutput::User { user, .. } = handle.write(op).await.unwrap().unwrap() else { panic!() };
+        let op = WriteOp::CreateRoom { creator: user, name: "general".into(), kind: RoomKind::Public };
+        let OpOutput::Room { room } = handle.write(op).await.unwrap().unwrap() else { panic!() };
+        (user, room)
     }
 
     /// Closes `outbox` and returns the sequence numbers of the events in it.

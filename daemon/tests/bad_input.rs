@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use confab_sdk::{
     Client,
     raw::{RawConnection, RawReceived},
@@ -264,16 +262,19 @@ async fn silent_clients_are_closed_with_reconnect_codes() {
     }
     assert!(pings >= 2, "the server pings while it waits ({pings})");
 
-    // A client that pings is kept.
+    // A client that answers each of the server's pings with its own is kept
+    // well past the idle timeout (8 pings of 100 ms, against 400 ms).
     let mut lively = td.raw(Wire::WsJson).await;
-    for _ in 0..8 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let id = lively.send_command(Command::Ping(v1::Ping {})).await.unwrap();
-        loop {
-            let frame = within("pong", lively.recv_frame()).await.unwrap();
-            if frame.request_id == id {
-                break;
+    let mut answered = 0;
+    while answered < 8 {
+        let frame = within("a ping or pong", lively.recv_frame()).await.unwrap();
+        match frame.body {
+            Some(Body::Ping(_)) => {
+                lively.send_command(Command::Ping(v1::Ping {})).await.unwrap();
+                answered += 1;
             }
+            Some(Body::Pong(_)) => {}
+            other => panic!("the lively client got {other:?}"),
         }
     }
 }
@@ -324,5 +325,47 @@ async fn invalid_utf8_in_a_websocket_text_message_closes_that_session() {
         other => panic!("{other:?}"),
     }
     let bystander = bystander(&td).await;
+    still_serving(&bystander).await;
+}
+
+#[tokio::test]
+async fn malformed_arguments_get_invalid_argument() {
+    let td = TestDaemon::start().await;
+    let bystander = bystander(&td).await;
+    let mut raw = td.raw(Wire::WsProto).await;
+    let refused = |result: Result<Body, confab_sdk::Error>| match result {
+        Err(confab_sdk::Error::Server(error)) => v1::ErrorCode::try_from(error.code).unwrap(),
+        other => panic!("expected an error, got {other:?}"),
+    };
+    let long_device = Command::Register(v1::Register {
+        username: "deviceful".into(),
+        password: "correct horse battery".into(),
+        device_name: "d".repeat(65),
+    });
+    assert_eq!(refused(raw.request(long_device).await), ErrorCode::InvalidArgument);
+    let long_password =
+        Command::Login(v1::Login { username: "someone".into(), password: "p".repeat(1025), ..Default::default() });
+    assert_eq!(refused(raw.request(long_password).await), ErrorCode::InvalidArgument);
+    let empty_refresh = Command::Refresh(v1::Refresh { refresh_token: String::new() });
+    assert_eq!(refused(raw.request(empty_refresh).await), ErrorCode::TokenInvalid);
+    login(&mut raw).await;
+
+    let cases = [
+        Command::CreateRoom(v1::CreateRoom { name: "dm".into(), kind: v1::RoomKind::Direct as i32 }),
+        Command::CreateRoom(v1::CreateRoom { name: "odd".into(), kind: 99 }),
+        Command::CreateRoom(v1::CreateRoom { name: "no spaces".into(), kind: v1::RoomKind::Public as i32 }),
+        Command::ListRooms(v1::ListRooms { scope: 7 }),
+        Command::GetHistory(v1::GetHistory {
+            room: Some(v1::RoomRef::name("lobby")),
+            direction: 5,
+            ..Default::default()
+        }),
+        Command::JoinRoom(v1::JoinRoom { room: None }),
+        Command::ListMembers(v1::ListMembers { room: Some(v1::RoomRef::default()) }),
+    ];
+    for command in cases {
+        let shown = format!("{command:?}");
+        assert_eq!(refused(raw.request(command).await), ErrorCode::InvalidArgument, "{shown}");
+    }
     still_serving(&bystander).await;
 }

@@ -7,83 +7,68 @@ mod support;
 
 use std::{
     collections::HashMap,
-    io::{Read as _, Write as _},
-    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
+    net::{SocketAddr, TcpListener, UdpSocket},
     path::Path,
-    process::{Child, Command, Stdio},
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::{Duration, Instant},
+    process::Stdio,
+    sync::Arc,
+    time::Duration,
 };
 
 use confab_sdk::{Client, ClientOptions, ReconnectPolicy, Seq, Trust, v1};
 use sha2::{Digest as _, Sha256};
 use support::{text_of, within};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 const WRITERS: usize = 8;
 const EACH: usize = 300;
 
 /// The `confabd` binary running on fixed ports and a data directory.
 struct Process {
-    child: Child,
+    child: tokio::process::Child,
+    /// Keeps reading the log so the daemon never blocks on a full pipe.
+    log: tokio::task::JoinHandle<()>,
 }
 
 impl Process {
-    fn start(config: &Path, http: SocketAddr) -> Process {
-        let child = Command::new(env!("CARGO_BIN_EXE_confabd"))
+    /// Starts confabd and waits for its "ready" line, which it logs once
+    /// both listeners are bound.
+    async fn start(config: &Path) -> Process {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_confabd"))
             .args(["serve", "--config"])
             .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            .kill_on_drop(true)
             .spawn()
             .expect("confabd starts");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !healthy(http) {
-            assert!(Instant::now() < deadline, "confabd did not become healthy");
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        Process { child }
-    }
-
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-
-    /// Sends SIGTERM and waits for a clean exit.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        within("confabd to be ready", async {
+            while let Some(line) = lines.next_line().await.expect("confabd's log") {
+                if line.contains(" ready") {
+                    return;
+                }
             }
-            assert!(Instant::now() < deadline, "confabd did not stop within 15 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            panic!("confabd exited before it was ready");
+        })
+        .await;
+        let log = tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Process { child, log }
     }
-}
 
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    async fn kill(mut self) {
+        self.child.kill().await.expect("SIGKILL and reaped");
+        self.log.abort();
     }
-}
 
-fn healthy(http: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&http, Duration::from_millis(200)) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").is_err() {
-        return false;
+    /// Sends SIGTERM and waits for the process to exit.
+    async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running").to_string();
+        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let status = within("confabd to stop after SIGTERM", self.child.wait()).await.unwrap();
+        self.log.abort();
+        status
     }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response.starts_with("HTTP/1.1 200")
 }
 
 fn free_ports() -> (SocketAddr, SocketAddr) {
@@ -108,7 +93,7 @@ async fn acknowledged_messages_survive_sigkill_exactly_once() {
         ),
     )
     .unwrap();
-    let daemon = Process::start(&config, http);
+    let daemon = Process::start(&config).await;
     let cert = std::fs::read(dir.path().join("data/tls/cert.der")).unwrap();
     let fingerprint = hex::encode(Sha256::digest(&cert));
 
@@ -135,7 +120,8 @@ async fn acknowledged_messages_survive_sigkill_exactly_once() {
 
     // Kill once this many sends are acknowledged, somewhere in the middle.
     let kill_after = rand::random_range(WRITERS * EACH / 10..WRITERS * EACH / 2);
-    let acked_count = Arc::new(AtomicUsize::new(0));
+    let (acked_count, mut acked_seen) = tokio::sync::watch::channel(0usize);
+    let acked_count = Arc::new(acked_count);
     let mut writers = Vec::new();
     for w in 0..WRITERS {
         let client = Client::connect(&urls[w % 3], options(encodings[w % 3])).await.unwrap();
@@ -148,22 +134,16 @@ async fn acknowledged_messages_survive_sigkill_exactly_once() {
                 let text = format!("w{w}-{n}");
                 let sent = client.send_with_txn("crash", &text, &text).await.expect("the SDK retries until applied");
                 acked.push((text, sent.seq));
-                acked_count.fetch_add(1, Ordering::Relaxed);
+                acked_count.send_modify(|count| *count += 1);
             }
             client.close().await;
             acked
         }));
     }
 
-    within("the kill point", async {
-        while acked_count.load(Ordering::Relaxed) < kill_after {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
-    let acked_before_kill = acked_count.load(Ordering::Relaxed);
-    daemon.kill();
-    let daemon = Process::start(&config, http);
+    let acked_before_kill = *within("the kill point", acked_seen.wait_for(|count| *count >= kill_after)).await.unwrap();
+    daemon.kill().await;
+    let daemon = Process::start(&config).await;
 
     let mut acked: HashMap<String, u64> = HashMap::new();
     for writer in writers {
@@ -199,7 +179,7 @@ async fn acknowledged_messages_survive_sigkill_exactly_once() {
 
     // SIGTERM is a graceful stop: connected clients are told, and the
     // process exits cleanly.
-    let status = daemon.terminate();
+    let status = daemon.terminate().await;
     assert!(status.success(), "{status:?}");
     let closed = within("the shutdown notice", async {
         loop {

@@ -4,6 +4,11 @@
 
 mod support;
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
 use confab_sdk::{
     Event,
     raw::RawConnection,
@@ -106,14 +111,19 @@ async fn the_sdk_resumes_across_a_restart_without_gaps_or_duplicates() {
         alice.create_room("general", v1::RoomKind::Public).await.unwrap();
         bob.join("general").await.unwrap();
 
-        // Bob keeps sending (paced, so the restart lands among his sends)...
-        let sender = tokio::spawn(async move {
-            let mut acked = Vec::new();
-            for n in 0..40 {
-                acked.push(bob.send("general", &format!("msg {n}")).await.expect("send is retried until applied").seq);
-                tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        // Bob keeps sending until the daemon is back, so the restart lands
+        // among his sends...
+        let restarted = Arc::new(AtomicBool::new(false));
+        let sender = tokio::spawn({
+            let restarted = restarted.clone();
+            async move {
+                let mut acked = Vec::new();
+                while !restarted.load(Ordering::Relaxed) {
+                    let text = format!("msg {}", acked.len());
+                    acked.push(bob.send("general", &text).await.expect("send is retried until applied").seq);
+                }
+                (bob, acked)
             }
-            (bob, acked)
         });
         // Restart while bob is sending: his unacknowledged send is retried
         // with the same transaction id after the SDK reconnects.
@@ -128,17 +138,20 @@ async fn the_sdk_resumes_across_a_restart_without_gaps_or_duplicates() {
         })
         .await;
         td.restart_in_place().await;
+        restarted.store(true, Ordering::Relaxed);
 
         let (bob, mut acked) = within("all sends", sender).await.unwrap();
         // ...and more once the daemon is back.
-        for n in 40..60 {
+        let before = acked.len();
+        for n in before..before + 20 {
             acked.push(bob.send("general", &format!("msg {n}")).await.unwrap().seq);
         }
+        let total = acked.len();
         assert!(acked.windows(2).all(|w| w[0] < w[1]), "{wire:?}: {acked:?}");
         let mut texts = Vec::new();
         let mut reconnected = false;
         within("the rest of the messages", async {
-            while texts.len() < 50 {
+            while texts.len() < total - 10 {
                 match alice.next_event().await.expect("open") {
                     Event::Room(event) => {
                         if let Some(text) = text_of(&event) {
@@ -157,12 +170,19 @@ async fn the_sdk_resumes_across_a_restart_without_gaps_or_duplicates() {
         })
         .await;
         assert!(reconnected, "{wire:?}: the client was told to reconnect");
-        let expected: Vec<String> = (10..60).map(|n| format!("msg {n}")).collect();
+        let expected: Vec<String> = (10..total).map(|n| format!("msg {n}")).collect();
         assert_eq!(texts, expected, "{wire:?}: every message once, in order");
 
-        let page = bob.history("general", v1::HistoryDirection::Backward, confab_sdk::Seq(0), 100).await.unwrap();
-        let stored: Vec<&str> = page.events.iter().filter_map(text_of).collect();
-        assert_eq!(stored.len(), 60, "{wire:?}: each send stored once");
+        let mut stored = Vec::new();
+        let mut anchor = confab_sdk::Seq(0);
+        loop {
+            let page = bob.history("general", v1::HistoryDirection::Forward, anchor, 100).await.unwrap();
+            stored.extend(page.events.iter().filter_map(text_of).map(str::to_owned));
+            let Some(last) = page.events.last() else { break };
+            anchor = confab_sdk::Seq(last.seq);
+        }
+        let all: Vec<String> = (0..total).map(|n| format!("msg {n}")).collect();
+        assert_eq!(stored, all, "{wire:?}: each send stored once");
         td.stop().await;
     }
 }

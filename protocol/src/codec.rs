@@ -50,8 +50,6 @@ pub enum FrameError {
     Json(String),
     #[error("text frame is not valid UTF-8")]
     BadUtf8,
-    #[error("a {got} message where the encoding expects {expected}")]
-    WrongMessageType { got: &'static str, expected: &'static str },
 }
 
 /// Largest varint length prefix we accept (a u64 takes at most 10 bytes).

@@ -2,11 +2,10 @@
 //! data directory, and reads its resident memory.
 
 use std::{
-    io::{Read as _, Write as _},
-    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
+    io::{BufRead as _, BufReader},
+    net::{SocketAddr, TcpListener, UdpSocket},
     path::Path,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
@@ -40,20 +39,24 @@ impl Daemon {
                 dir.path().join("data")
             ),
         )?;
-        let child = Command::new(binary)
+        let mut child = Command::new(binary)
             .args(["serve", "--config"])
             .arg(&config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !healthy(http) {
-            if Instant::now() > deadline {
-                bail!("confabd did not answer /healthz within 30 s");
+        // confabd logs "ready" once both listeners are bound; the rest of
+        // its log is drained so it never blocks on a full pipe.
+        let mut lines = BufReader::new(child.stdout.take().context("piped stdout")?).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains(" ready") => break,
+                Some(Ok(_)) => {}
+                _ => bail!("confabd exited before it was ready"),
             }
-            std::thread::sleep(Duration::from_millis(25));
         }
+        std::thread::spawn(move || lines.for_each(drop));
         let cert = std::fs::read(dir.path().join("data/tls/cert.der"))?;
         Ok(Daemon { child, http, fingerprint: hex::encode(Sha256::digest(cert)), _dir: dir })
     }
@@ -73,15 +76,4 @@ impl Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn healthy(http: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&http, Duration::from_millis(200)) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response.starts_with("HTTP/1.1 200")
 }

@@ -63,18 +63,21 @@ impl Session {
                 format!("text is {} bytes; the limit is {max}", send.text.len()),
             ));
         }
-        let claimed = self.ctx.store.txn(identity.user, &send.client_txn_id).map_err(internal)?;
-        let room = match claimed {
+        let limiter = if identity.guest { &self.ctx.limiters.guest_sends } else { &self.ctx.limiters.sends };
+        let admitted = self.visible_room(send.room.as_ref()).and_then(|room| {
+            check(limiter, &identity.user).map_err(|wait| rate_limited(wait, "messages"))?;
+            Ok(room.id)
+        });
+        let room = match admitted {
+            Ok(room) => room,
             // A retry gets its original result (IDEM-2) whatever changed
-            // since: no rate limit, no membership check. The writer compares
-            // room and text and answers the first result or TXN_CONFLICT.
-            Some(claimed) => self.claimed_room(send.room.as_ref(), RoomId(claimed.room_id))?,
-            None => {
-                let room = self.visible_room(send.room.as_ref())?;
-                let limiter = if identity.guest { &self.ctx.limiters.guest_sends } else { &self.ctx.limiters.sends };
-                check(limiter, &identity.user).map_err(|wait| rate_limited(wait, "messages"))?;
-                room.id
-            }
+            // since, rate limit and membership included; only a refused send
+            // pays for this lookup. The writer compares room and text and
+            // answers the first result or TXN_CONFLICT.
+            Err(refused) => match self.ctx.store.txn(identity.user, &send.client_txn_id).map_err(internal)? {
+                Some(claimed) => self.claimed_room(send.room.as_ref(), RoomId(claimed.room_id))?,
+                None => return Err(refused),
+            },
         };
         Ok(WriteOp::Send { user: identity.user, room, txn_id: send.client_txn_id, text: send.text })
     }

@@ -32,6 +32,8 @@ pub enum StoreError {
     Closed,
     #[error("a write batch failed: {0}")]
     BatchFailed(String),
+    #[error("the store is damaged: {0}")]
+    Damaged(&'static str),
 }
 
 macro_rules! redb_from {
@@ -104,7 +106,7 @@ impl Store {
         let table = txn.open_table(META)?;
         match table.get(meta::JWT_SECRET)?.map(|v| v.value().to_vec()) {
             Some(secret) if secret.len() >= 32 => Ok(secret),
-            _ => Err(StoreError::BatchFailed("the store has no token signing key; it is damaged".into())),
+            _ => Err(StoreError::Damaged("it has no token signing key")),
         }
     }
 
