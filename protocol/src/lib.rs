@@ -29,6 +29,10 @@ pub const WS_PROTO: &str = "confab.v1.proto";
 /// WebSocket subprotocol for canonical-JSON text frames.
 pub const WS_JSON: &str = "confab.v1.json";
 
+/// This protocol's specification, `PROTOCOL.md`: the requirement ids that
+/// the conformance suite cites, and their MUST/SHOULD wording, come from it.
+pub const SPEC: &str = include_str!("../PROTOCOL.md");
+
 /// The compiled descriptor set of the `.proto` files, for compatibility checks
 /// and reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/confab_descriptor.bin"));

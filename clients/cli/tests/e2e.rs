@@ -544,7 +544,10 @@ fn refreshed_tokens_are_kept_in_the_profile() {
 /// page.
 #[test]
 fn history_pages_fit_the_server() {
-    let mut daemon = Daemon::start_with(DaemonSpec { max_history_page: Some(5), ..Default::default() });
+    let mut daemon = Daemon::start_with(DaemonSpec {
+        extra_config: "[limits]\nmax_history_page = 5\n".into(),
+        ..Default::default()
+    });
     let alice = User::on(&daemon, Wire::Ws);
     alice.register("alice");
     alice.ok(&["create", "general"]);

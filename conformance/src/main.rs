@@ -1,0 +1,169 @@
+//! `confab-conformance`: checks a confab protocol v1 implementation against
+//! `PROTOCOL.md` and writes a report. See conformance/README.md.
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use confab_conformance::{
+    outcome::Summary,
+    report::{self, Report},
+    server::{self, Target},
+    wire::{Transport, Wire},
+};
+use confab_sdk::{Encoding, Fingerprint, Scheme, ServerUrl, Trust};
+
+/// Check a confab protocol v1 server or client against PROTOCOL.md.
+#[derive(Debug, Parser)]
+#[command(name = "confab-conformance", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Play clients against a server and check every requirement
+    Server(ServerArgs),
+    /// List the cases and the requirements they check
+    List,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServerArgs {
+    /// Server URL, quic://HOST:PORT or ws://HOST:PORT[/PATH] (wss:// too);
+    /// give one of each to test both transports
+    #[arg(long = "url", required = true, value_name = "URL")]
+    urls: Vec<String>,
+
+    /// Test only this transport [default: every transport with a URL]
+    #[arg(long, value_enum)]
+    transport: Option<Transport>,
+
+    /// Test only this WebSocket encoding [default: both]
+    #[arg(long, value_enum)]
+    encoding: Option<EncodingArg>,
+
+    /// Trust the server certificate with this SHA-256 fingerprint (hex;
+    /// confabd prints it at start)
+    #[arg(long, value_name = "HEX")]
+    fingerprint: Option<String>,
+
+    /// Trust server certificates issued by the CAs in this PEM file
+    #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
+    ca: Option<PathBuf>,
+
+    /// Run only the cases whose id starts with this (repeatable), e.g.
+    /// `auth/` or `resume/replay`
+    #[arg(long = "case", value_name = "PREFIX")]
+    cases: Vec<String>,
+
+    /// Write index.json, junit.xml, index.html and the frame logs here
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+
+    /// Cases run at once
+    #[arg(long, default_value_t = 4)]
+    jobs: usize,
+
+    /// Longest a case may wait for a server timer (idle and handshake
+    /// timeouts), in seconds; cases that need longer are skipped
+    #[arg(long, default_value_t = 15, value_name = "SECS")]
+    max_wait: u64,
+
+    /// The server's handshake timeout, which the protocol cannot announce
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    handshake_timeout_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum EncodingArg {
+    Proto,
+    Json,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.mode {
+        Mode::Server(args) => run_server(args).await,
+        Mode::List => {
+            list();
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    result.unwrap_or_else(|error| {
+        eprintln!("confab-conformance: {error:#}");
+        ExitCode::from(2)
+    })
+}
+
+fn list() {
+    for case in server::cases() {
+        println!("server  {:<36} {:<40} {}", case.id, case.requirements.join(","), case.title);
+    }
+}
+
+async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let (mut quic_url, mut ws_url) = (None, None);
+    for url in &args.urls {
+        let parsed = ServerUrl::parse(url).with_context(|| format!("--url {url}"))?;
+        let slot = match parsed.scheme() {
+            Scheme::Quic => &mut quic_url,
+            Scheme::Ws | Scheme::Wss => &mut ws_url,
+        };
+        if slot.replace(url.clone()).is_some() {
+            bail!("--url {url}: give at most one URL per transport");
+        }
+    }
+    let trust = match (&args.fingerprint, &args.ca) {
+        (Some(hex), _) => Trust::Fingerprint(hex.parse::<Fingerprint>().context("--fingerprint")?),
+        (None, Some(ca)) => Trust::CaFile(ca.clone()),
+        (None, None) => Trust::WebPki,
+    };
+    let wires: Vec<Wire> = server::wires_of(quic_url.is_some(), ws_url.is_some())
+        .into_iter()
+        .filter(|w| args.transport.is_none_or(|t| t == w.transport))
+        // QUIC carries protobuf only, so `--encoding json` leaves it out.
+        .filter(|w| matches_encoding(args.encoding, w.encoding))
+        .collect();
+    if wires.is_empty() {
+        bail!("no wire left to test: --transport and --encoding exclude every URL given");
+    }
+    let mut target = Target::new(quic_url, ws_url, trust, wires);
+    target.max_wait = Duration::from_secs(args.max_wait);
+    target.handshake_timeout = Duration::from_millis(args.handshake_timeout_ms);
+    let cases: Vec<_> = server::cases()
+        .into_iter()
+        .filter(|case| args.cases.is_empty() || args.cases.iter().any(|p| case.id.starts_with(p.as_str())))
+        .collect();
+    if cases.is_empty() {
+        bail!("no case id starts with {:?}; `confab-conformance list` shows them", args.cases);
+    }
+    let implementation = args.urls.join(" ");
+    eprintln!("confab-conformance: {} cases against {implementation}", cases.len());
+    let case_timeout = Duration::from_secs(60) + target.max_wait.max(target.handshake_timeout) * 2;
+    let outcomes = server::run(Arc::new(target), &cases, args.jobs, case_timeout).await;
+    finish(Report::new("server", implementation, outcomes), args.report)
+}
+
+fn matches_encoding(wanted: Option<EncodingArg>, encoding: Encoding) -> bool {
+    match wanted {
+        None => true,
+        Some(EncodingArg::Proto) => encoding == Encoding::Proto,
+        Some(EncodingArg::Json) => encoding == Encoding::Json,
+    }
+}
+
+fn finish(mut report: Report, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let summary = Summary::of(&report.outcomes);
+    for outcome in report.outcomes.iter().filter(|o| o.grade == confab_conformance::outcome::Grade::Fail) {
+        eprintln!("FAIL {} [{}]: {}", outcome.case, outcome.wire, report::failure_summary(outcome));
+    }
+    if let Some(dir) = dir {
+        report::write(&dir, &mut report).with_context(|| format!("writing the report to {}", dir.display()))?;
+        eprintln!("report: {}", dir.join("index.html").display());
+    }
+    eprintln!("{summary}");
+    Ok(if summary.conforms() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -1,0 +1,467 @@
+//! [`Conn`]: one logged connection to the server under test, with every wait
+//! bounded. Replies are matched by request id; whatever else arrives while
+//! a reply is awaited is kept, in order, for the next read.
+
+use std::{collections::VecDeque, time::Duration};
+
+use bytes::Bytes;
+use confab_sdk::{
+    raw::{RawConnection, RawReceived},
+    v1::{self, client_frame::Command, server_frame::Body},
+};
+use tokio::time::{Instant, timeout_at};
+
+use crate::{
+    evidence::{Direction, FrameLog},
+    outcome::{CaseResult, Stop},
+};
+
+/// A command's reply: its body, or the error the server answered.
+pub type Reply = Result<Body, v1::Error>;
+
+/// How the server ended a connection.
+#[derive(Clone, Debug, Default)]
+pub struct Closing {
+    /// The `Close` push, if one came before the transport closed.
+    pub close: Option<v1::Close>,
+    /// The transport close code (WebSocket status, QUIC application error).
+    pub code: Option<i32>,
+    pub reason: String,
+    /// Frames that arrived before the close (other than `Close`).
+    pub before: Vec<v1::ServerFrame>,
+}
+
+impl Closing {
+    /// Whether both the `Close` frame and the transport carry `code` (CLOSE-1).
+    pub fn is(&self, code: v1::CloseCode) -> bool {
+        self.code == Some(code as i32) && self.close.as_ref().is_some_and(|c| c.code == code as i32)
+    }
+
+    pub fn describe(&self) -> String {
+        let frame = match &self.close {
+            Some(close) => format!("Close frame {} {:?}", close_name(close.code), close.reason),
+            None => "no Close frame".into(),
+        };
+        let transport = match self.code {
+            Some(code) => format!("transport code {code} {:?}", self.reason),
+            None => "no transport code".into(),
+        };
+        format!("{frame}, {transport}")
+    }
+}
+
+fn close_name(code: i32) -> String {
+    v1::CloseCode::try_from(code).map(|c| c.as_str_name().to_owned()).unwrap_or_else(|_| code.to_string())
+}
+
+pub struct Conn {
+    raw: RawConnection,
+    label: String,
+    log: FrameLog,
+    held: VecDeque<RawReceived>,
+    wait: Duration,
+    /// The `Welcome` of this connection, once [`Conn::hello`] succeeded.
+    pub welcome: Option<v1::Welcome>,
+}
+
+impl Conn {
+    pub(super) fn new(raw: RawConnection, label: String, log: FrameLog, wait: Duration) -> Conn {
+        Conn { raw, label, log, held: VecDeque::new(), wait, welcome: None }
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The limits from `Welcome` (defaults before the handshake).
+    pub fn limits(&self) -> v1::Limits {
+        self.welcome.as_ref().and_then(|w| w.limits).unwrap_or_default()
+    }
+
+    fn failed(&self, what: impl std::fmt::Display) -> Stop {
+        Stop::Failed(format!("{}: {what}", self.label))
+    }
+
+    // --- sending ---
+
+    /// Sends `frame` exactly as given (any request id, even 0).
+    pub async fn send(&mut self, frame: &v1::ClientFrame) -> CaseResult {
+        self.log.frame(&self.label, Direction::Sent, frame);
+        self.raw.send(frame).await.map_err(|e| self.failed(format!("send failed: {e}")))
+    }
+
+    /// Sends `command` with a fresh request id; returns the id.
+    pub async fn command(&mut self, command: Command) -> CaseResult<u64> {
+        let request_id = self.raw.next_request_id();
+        self.send(&v1::ClientFrame { request_id, command: Some(command) }).await?;
+        Ok(request_id)
+    }
+
+    /// Sends `payload` as one frame, whatever it holds.
+    pub async fn send_payload(&mut self, payload: impl Into<Bytes>) -> CaseResult {
+        let payload = payload.into();
+        self.log.bytes(&self.label, Direction::Sent, "payload", &payload);
+        self.raw.send_payload(payload).await.map_err(|e| self.failed(format!("send failed: {e}")))
+    }
+
+    /// Writes `bytes` unframed (QUIC stream bytes; one binary WebSocket message).
+    pub async fn send_raw(&mut self, bytes: impl Into<Bytes>) -> CaseResult {
+        let bytes = bytes.into();
+        self.log.bytes(&self.label, Direction::Sent, "raw bytes", &bytes);
+        self.raw.send_raw(bytes).await.map_err(|e| self.failed(format!("send failed: {e}")))
+    }
+
+    /// Sends one WebSocket text message.
+    pub async fn send_ws_text(&mut self, text: impl Into<String>) -> CaseResult {
+        let text = text.into();
+        self.log.bytes(&self.label, Direction::Sent, "ws text", text.as_bytes());
+        self.raw.send_ws_text(text).await.map_err(|e| self.failed(format!("send failed: {e}")))
+    }
+
+    // --- receiving ---
+
+    /// The next thing received, or `None` when nothing comes within `wait`.
+    pub async fn recv_within(&mut self, wait: Duration) -> CaseResult<Option<RawReceived>> {
+        if let Some(held) = self.held.pop_front() {
+            return Ok(Some(held));
+        }
+        match tokio::time::timeout(wait, self.raw.recv()).await {
+            Err(_) => Ok(None),
+            Ok(Err(error)) => Err(self.failed(format!("receive failed: {error}"))),
+            Ok(Ok(received)) => {
+                match &received {
+                    RawReceived::Frame(frame) => self.log.frame(&self.label, Direction::Received, frame),
+                    RawReceived::Undecodable { payload, error } => {
+                        self.log.bytes(&self.label, Direction::Received, &format!("undecodable ({error})"), payload)
+                    }
+                    RawReceived::Closed { code, reason } => {
+                        self.log.event(&self.label, &format!("transport closed: code {code:?}, reason {reason:?}"))
+                    }
+                }
+                Ok(Some(received))
+            }
+        }
+    }
+
+    /// The next thing received, failing the case after the reply timeout.
+    pub async fn recv(&mut self) -> CaseResult<RawReceived> {
+        match self.recv_within(self.wait).await? {
+            Some(received) => Ok(received),
+            None => Err(self.failed(format!("nothing received within {} s", self.wait.as_secs()))),
+        }
+    }
+
+    /// The next decodable frame; a close or an undecodable frame fails the case.
+    pub async fn frame(&mut self) -> CaseResult<v1::ServerFrame> {
+        match self.recv().await? {
+            RawReceived::Frame(frame) => Ok(frame),
+            RawReceived::Undecodable { error, .. } => Err(self.failed(format!("undecodable frame: {error}"))),
+            RawReceived::Closed { code, reason } => {
+                Err(self.failed(format!("closed unexpectedly (code {code:?}, {reason:?})")))
+            }
+        }
+    }
+
+    /// Waits for the frame answering `request_id`, keeping everything else.
+    pub async fn reply(&mut self, request_id: u64) -> CaseResult<v1::ServerFrame> {
+        let deadline = Instant::now() + self.wait;
+        let mut kept = VecDeque::new();
+        let found = loop {
+            let Some(received) = self.held.pop_front() else {
+                match timeout_at(deadline, self.recv_within(self.wait)).await {
+                    Ok(Ok(Some(received))) => {
+                        self.held.push_back(received);
+                        continue;
+                    }
+                    Ok(Err(stop)) => break Err(stop),
+                    Ok(Ok(None)) | Err(_) => {
+                        break Err(
+                            self.failed(format!("no reply to request {request_id} within {} s", self.wait.as_secs()))
+                        );
+                    }
+                }
+            };
+            match received {
+                RawReceived::Frame(frame) if frame.request_id == request_id => break Ok(frame),
+                RawReceived::Closed { code, reason } => {
+                    kept.push_back(RawReceived::Closed { code, reason: reason.clone() });
+                    break Err(self.failed(format!(
+                        "closed (code {code:?}, {reason:?}) before replying to request {request_id}"
+                    )));
+                }
+                other => kept.push_back(other),
+            }
+        };
+        kept.extend(self.held.drain(..));
+        self.held = kept;
+        found
+    }
+
+    /// Sends `command` and returns its reply (an `Error` reply is `Err`).
+    pub async fn request(&mut self, command: Command) -> CaseResult<Reply> {
+        let request_id = self.command(command).await?;
+        let frame = self.reply(request_id).await?;
+        match frame.body {
+            Some(Body::Error(error)) => Ok(Err(error)),
+            Some(body) => Ok(Ok(body)),
+            None => Err(self.failed(format!("the reply to request {request_id} has no body this suite knows"))),
+        }
+    }
+
+    /// Sends `command` and expects the reply `extract` picks out; anything
+    /// else stops the case with what was received.
+    pub async fn call<T>(&mut self, command: Command, what: &str, extract: fn(Body) -> Option<T>) -> CaseResult<T> {
+        let reply = self.request(command).await?;
+        let shown = show_reply(&reply);
+        match reply.map(extract) {
+            Ok(Some(value)) => Ok(value),
+            _ => Err(self.failed(format!("expected {what}, got {shown}"))),
+        }
+    }
+
+    /// The next room event pushed, skipping heartbeats. Replies and other
+    /// pushes that arrive first are kept for later reads.
+    pub async fn event(&mut self) -> CaseResult<v1::RoomEvent> {
+        match self.event_within(self.wait).await? {
+            Some(event) => Ok(event),
+            None => Err(self.failed(format!("no room event within {} s", self.wait.as_secs()))),
+        }
+    }
+
+    /// The next room event pushed within `wait`, or `None`.
+    pub async fn event_within(&mut self, wait: Duration) -> CaseResult<Option<v1::RoomEvent>> {
+        let deadline = Instant::now() + wait;
+        let mut kept = VecDeque::new();
+        let mut pending = std::mem::take(&mut self.held);
+        let found = loop {
+            let received = match pending.pop_front() {
+                Some(held) => held,
+                None => match timeout_at(deadline, self.recv_within(wait)).await {
+                    Ok(Ok(Some(received))) => received,
+                    Ok(Err(stop)) => break Err(stop),
+                    Ok(Ok(None)) | Err(_) => break Ok(None),
+                },
+            };
+            match received {
+                RawReceived::Frame(v1::ServerFrame { request_id: 0, body: Some(Body::Event(event)) }) => {
+                    break Ok(Some(event));
+                }
+                RawReceived::Frame(v1::ServerFrame { request_id: 0, body: Some(Body::Ping(_)) }) => {}
+                RawReceived::Closed { code, reason } => {
+                    kept.push_back(RawReceived::Closed { code, reason: reason.clone() });
+                    break Err(self.failed(format!("closed (code {code:?}, {reason:?}) while waiting for an event")));
+                }
+                other => kept.push_back(other),
+            }
+        };
+        kept.extend(pending);
+        kept.extend(self.held.drain(..));
+        self.held = kept;
+        found
+    }
+
+    /// Every room event pushed until nothing more comes for `quiet`.
+    pub async fn events_until_quiet(&mut self, quiet: Duration) -> CaseResult<Vec<v1::RoomEvent>> {
+        let mut events = Vec::new();
+        while let Some(event) = self.event_within(quiet).await? {
+            events.push(event);
+        }
+        Ok(events)
+    }
+
+    /// Reads until the server closes the transport (within `wait`),
+    /// collecting the `Close` push and anything before it.
+    pub async fn closed_within(&mut self, wait: Duration) -> CaseResult<Closing> {
+        let deadline = Instant::now() + wait;
+        let mut closing = Closing::default();
+        loop {
+            let received = match timeout_at(deadline, self.recv_within(wait)).await {
+                Ok(Ok(Some(received))) => received,
+                Ok(Err(stop)) => return Err(stop),
+                Ok(Ok(None)) | Err(_) => {
+                    return Err(self.failed(format!(
+                        "still open {} s later; expected the server to close ({})",
+                        wait.as_secs(),
+                        closing.describe()
+                    )));
+                }
+            };
+            match received {
+                RawReceived::Frame(v1::ServerFrame { body: Some(Body::Close(close)), .. }) => {
+                    closing.close = Some(close)
+                }
+                RawReceived::Frame(frame) => closing.before.push(frame),
+                RawReceived::Undecodable { .. } => {}
+                RawReceived::Closed { code, reason } => {
+                    closing.code = code;
+                    closing.reason = reason;
+                    return Ok(closing);
+                }
+            }
+        }
+    }
+
+    /// [`Conn::closed_within`] the reply timeout.
+    pub async fn closed(&mut self) -> CaseResult<Closing> {
+        self.closed_within(self.wait).await
+    }
+
+    /// Closes politely.
+    pub async fn close(self) {
+        self.log.event(&self.label, "closing");
+        self.raw.close().await;
+    }
+
+    // --- commands ---
+
+    /// `Hello` as a v1 client sends it; keeps and returns the `Welcome`.
+    pub async fn hello(&mut self) -> CaseResult<v1::Welcome> {
+        let hello = hello();
+        let welcome = self
+            .call(Command::Hello(hello), "Welcome", |b| match b {
+                Body::Welcome(w) => Some(w),
+                _ => None,
+            })
+            .await?;
+        self.welcome = Some(welcome.clone());
+        Ok(welcome)
+    }
+
+    /// `Register`, waiting out `RATE_LIMITED` answers (up to 30 s): the
+    /// suite makes many accounts from one address.
+    pub async fn register(&mut self, name: &str, password: &str) -> CaseResult<v1::AuthResult> {
+        let register =
+            v1::Register { username: name.into(), password: password.into(), device_name: "conformance".into() };
+        self.auth_patiently(Command::Register(register)).await
+    }
+
+    /// `Login`, waiting out `RATE_LIMITED` answers.
+    pub async fn login(&mut self, name: &str, password: &str) -> CaseResult<v1::AuthResult> {
+        let login = v1::Login { username: name.into(), password: password.into(), device_name: "conformance".into() };
+        self.auth_patiently(Command::Login(login)).await
+    }
+
+    /// `GuestLogin`, waiting out `RATE_LIMITED` answers.
+    pub async fn guest(&mut self, name: &str) -> CaseResult<v1::AuthResult> {
+        self.auth_patiently(Command::GuestLogin(v1::GuestLogin { display_name: name.into() })).await
+    }
+
+    /// `Authenticate` with an access token.
+    pub async fn authenticate(&mut self, access_token: &str) -> CaseResult<v1::AuthResult> {
+        self.call(Command::Authenticate(v1::Authenticate { access_token: access_token.into() }), "AuthResult", auth)
+            .await
+    }
+
+    async fn auth_patiently(&mut self, command: Command) -> CaseResult<v1::AuthResult> {
+        let give_up = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.request(command.clone()).await? {
+                Err(error) if error.code == v1::ErrorCode::RateLimited as i32 && Instant::now() < give_up => {
+                    let wait = Duration::from_millis(u64::from(error.retry_after_ms).max(100));
+                    self.log.note(&format!("rate limited; waiting {} ms as told", wait.as_millis()));
+                    tokio::time::sleep(wait).await;
+                }
+                reply => {
+                    let shown = show_reply(&reply);
+                    return match reply {
+                        Ok(Body::Auth(result)) => Ok(result),
+                        _ => Err(self.failed(format!("expected AuthResult, got {shown}"))),
+                    };
+                }
+            }
+        }
+    }
+
+    pub async fn create_room(&mut self, name: &str, kind: v1::RoomKind) -> CaseResult<v1::RoomInfo> {
+        let create = v1::CreateRoom { name: name.into(), kind: kind as i32 };
+        self.call(Command::CreateRoom(create), "RoomInfo", room).await
+    }
+
+    pub async fn join(&mut self, room_ref: v1::RoomRef) -> CaseResult<v1::RoomInfo> {
+        self.call(Command::JoinRoom(v1::JoinRoom { room: Some(room_ref) }), "RoomInfo", room).await
+    }
+
+    /// `SendMessage` to room `room_id`; expects `SendResult`.
+    pub async fn send_message(&mut self, room_id: u64, text: &str, txn: &str) -> CaseResult<v1::SendResult> {
+        let command = send_message(room_id, text, txn);
+        self.call(command, "SendResult", |b| match b {
+            Body::Sent(s) => Some(s),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn history(
+        &mut self,
+        room_id: u64,
+        direction: v1::HistoryDirection,
+        anchor_seq: u64,
+        limit: u32,
+    ) -> CaseResult<v1::HistoryPage> {
+        let get = v1::GetHistory {
+            room: Some(v1::RoomRef::id(confab_sdk::RoomId(room_id))),
+            direction: direction as i32,
+            anchor_seq,
+            limit,
+        };
+        self.call(Command::GetHistory(get), "HistoryPage", |b| match b {
+            Body::History(h) => Some(h),
+            _ => None,
+        })
+        .await
+    }
+
+    /// `Resume` from `positions` (empty: live from now on).
+    pub async fn resume(&mut self, positions: Vec<v1::RoomPosition>) -> CaseResult<v1::ResumeResult> {
+        self.call(Command::Resume(v1::Resume { positions }), "ResumeResult", |b| match b {
+            Body::Resumed(r) => Some(r),
+            _ => None,
+        })
+        .await
+    }
+}
+
+/// The `Hello` a v1 client sends.
+pub fn hello() -> v1::Hello {
+    v1::Hello {
+        versions: vec![confab_protocol::PROTOCOL_VERSION],
+        feature_level: confab_protocol::FEATURE_LEVEL,
+        capabilities: vec!["resume".into(), "guests".into()],
+        client_name: "confab-conformance".into(),
+    }
+}
+
+/// A `SendMessage` command.
+pub fn send_message(room_id: u64, text: &str, txn: &str) -> Command {
+    Command::SendMessage(v1::SendMessage {
+        room: Some(v1::RoomRef::id(confab_sdk::RoomId(room_id))),
+        text: text.into(),
+        client_txn_id: txn.into(),
+    })
+}
+
+fn auth(body: Body) -> Option<v1::AuthResult> {
+    match body {
+        Body::Auth(a) => Some(a),
+        _ => None,
+    }
+}
+
+fn room(body: Body) -> Option<v1::RoomInfo> {
+    match body {
+        Body::Room(r) => Some(r),
+        _ => None,
+    }
+}
+
+/// A reply in a few words, for check details: the error code and message,
+/// or the body as JSON.
+pub fn show_reply(reply: &Reply) -> String {
+    match reply {
+        Err(error) => error.to_string(),
+        Ok(body) => {
+            let frame = v1::ServerFrame { request_id: 0, body: Some(body.clone()) };
+            serde_json::to_string(&frame).unwrap_or_else(|_| "<unprintable>".into())
+        }
+    }
+}

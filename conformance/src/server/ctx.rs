@@ -1,0 +1,226 @@
+//! [`Ctx`]: what a server case works with. It opens logged connections to
+//! the target, makes accounts with names unique to this run, and records
+//! checks against the requirements the case declared.
+
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use confab_sdk::{ClientOptions, Trust, raw::RawConnection, v1};
+use rand::Rng as _;
+
+use super::conn::Conn;
+use crate::{
+    evidence::FrameLog,
+    outcome::{CaseResult, Check, Stop},
+    runner::Record,
+    wire::{Transport, Wire},
+};
+
+/// The server under test.
+pub struct Target {
+    pub quic_url: Option<String>,
+    pub ws_url: Option<String>,
+    pub trust: Trust,
+    /// The wires to test, in order.
+    pub wires: Vec<Wire>,
+    /// The longest a case may wait for a server timer (idle and handshake
+    /// timeouts); cases that would wait longer are skipped.
+    pub max_wait: Duration,
+    /// The server's handshake timeout, which `Welcome` cannot state (it
+    /// applies before). confabd's default is 10 s.
+    pub handshake_timeout: Duration,
+    /// How long to wait for any one expected frame.
+    pub reply_timeout: Duration,
+    /// A random tag in every name this run makes, so runs against the same
+    /// server do not collide.
+    run_tag: String,
+    names: AtomicU64,
+}
+
+impl Target {
+    pub fn new(quic_url: Option<String>, ws_url: Option<String>, trust: Trust, wires: Vec<Wire>) -> Target {
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        let mut rng = rand::rng();
+        let run_tag = (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+        Target {
+            quic_url,
+            ws_url,
+            trust,
+            wires,
+            max_wait: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(10),
+            reply_timeout: Duration::from_secs(10),
+            run_tag,
+            names: AtomicU64::new(0),
+        }
+    }
+
+    fn url(&self, transport: Transport) -> Option<&str> {
+        match transport {
+            Transport::Quic => self.quic_url.as_deref(),
+            Transport::Ws => self.ws_url.as_deref(),
+        }
+    }
+}
+
+/// An account a case registered, with its current tokens.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: String,
+    pub password: String,
+    pub id: u64,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+impl User {
+    pub fn from_auth(name: &str, password: &str, auth: &v1::AuthResult) -> User {
+        User {
+            name: name.into(),
+            password: password.into(),
+            id: auth.user.as_ref().map_or(0, |u| u.user_id),
+            access_token: auth.access_token.clone(),
+            refresh_token: auth.refresh_token.clone(),
+        }
+    }
+}
+
+/// The password of every account the suite registers.
+pub const PASSWORD: &str = "conformance suite password";
+
+/// A server case's context. Cloning shares it.
+#[derive(Clone)]
+pub struct Ctx {
+    target: Arc<Target>,
+    wire: Wire,
+    requirements: &'static [&'static str],
+    record: Record,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Ctx {
+    pub(crate) fn new(target: Arc<Target>, wire: Wire, requirements: &'static [&'static str], record: Record) -> Ctx {
+        Ctx { target, wire, requirements, record, connections: Arc::default() }
+    }
+
+    pub fn wire(&self) -> Wire {
+        self.wire
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn log(&self) -> &FrameLog {
+        &self.record.log
+    }
+
+    /// A valid name (AUTH-1) no one else has used: a letter, the run's tag,
+    /// up to 12 characters of `hint`, a counter.
+    pub fn name(&self, hint: &str) -> String {
+        let n = self.target.names.fetch_add(1, Ordering::Relaxed);
+        let hint: String = hint.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
+        format!("c{}{}{n}", self.target.run_tag, hint.to_ascii_lowercase())
+    }
+
+    /// Opens a transport connection on this case's wire, sending nothing.
+    pub async fn connect(&self, who: &str) -> CaseResult<Conn> {
+        self.connect_on(self.wire, who).await
+    }
+
+    /// Opens a transport connection on `wire` (for cases that cross wires).
+    pub async fn connect_on(&self, wire: Wire, who: &str) -> CaseResult<Conn> {
+        let url = self
+            .target
+            .url(wire.transport)
+            .ok_or_else(|| Stop::Skipped(format!("no {:?} URL given", wire.transport)))?;
+        let label = format!("{who}/{}", self.connections.fetch_add(1, Ordering::Relaxed) + 1);
+        let options = ClientOptions {
+            encoding: wire.encoding,
+            trust: self.target.trust.clone(),
+            connect_timeout: self.target.reply_timeout,
+            ..ClientOptions::default()
+        };
+        let raw = RawConnection::connect(url, &options)
+            .await
+            .map_err(|error| Stop::Failed(format!("{label}: could not connect to {url}: {error}")))?;
+        self.record.log.event(&label, &format!("connected to {url} ({wire})"));
+        Ok(Conn::new(raw, label, self.record.log.clone(), self.target.reply_timeout))
+    }
+
+    /// A connection past the handshake (`Hello`, `Welcome`).
+    pub async fn open(&self, who: &str) -> CaseResult<Conn> {
+        let mut conn = self.connect(who).await?;
+        conn.hello().await?;
+        Ok(conn)
+    }
+
+    /// A connection logged in as a newly registered account.
+    pub async fn user(&self, who: &str) -> CaseResult<(Conn, User)> {
+        let mut conn = self.open(who).await?;
+        let name = self.name(who);
+        let auth = conn.register(&name, PASSWORD).await?;
+        Ok((conn, User::from_auth(&name, PASSWORD, &auth)))
+    }
+
+    /// A new connection of `user`, authenticated with their access token.
+    pub async fn reconnect(&self, user: &User, who: &str) -> CaseResult<Conn> {
+        let mut conn = self.open(who).await?;
+        conn.authenticate(&user.access_token).await?;
+        Ok(conn)
+    }
+
+    /// Records a check of `requirement` at its own level; returns whether
+    /// it held.
+    pub fn check(&self, requirement: &str, held: bool, detail: impl fmt::Display) -> bool {
+        self.record(Check::of(requirement, held, detail.to_string()))
+    }
+
+    /// Records a check of the SHOULD part of `requirement`.
+    pub fn should(&self, requirement: &str, held: bool, detail: impl fmt::Display) -> bool {
+        self.record(Check::should(requirement, held, detail.to_string()))
+    }
+
+    /// [`Ctx::check`], stopping the case when it does not hold (for checks
+    /// the rest of the case depends on).
+    pub fn ensure(&self, requirement: &str, held: bool, detail: impl fmt::Display) -> CaseResult {
+        let detail = detail.to_string();
+        if self.check(requirement, held, &detail) {
+            Ok(())
+        } else {
+            Err(Stop::Failed(format!("{requirement}: {detail}")))
+        }
+    }
+
+    /// Checks that `reply` is the error `expected` (ignoring its message).
+    pub fn check_error(&self, requirement: &str, reply: &super::Reply, expected: v1::ErrorCode) -> bool {
+        let held = matches!(reply, Err(error) if error.code == expected as i32);
+        self.check(
+            requirement,
+            held,
+            format!("expected {}, got {}", expected.as_str_name(), super::conn::show_reply(reply)),
+        )
+    }
+
+    /// Records an observation (graded informational).
+    pub fn note(&self, detail: impl fmt::Display) {
+        self.record.push(Check::note(detail.to_string()));
+    }
+
+    fn record(&self, check: Check) -> bool {
+        assert!(
+            self.requirements.contains(&check.requirement.as_str()),
+            "the case checks {} without listing it in its requirements",
+            check.requirement
+        );
+        let held = check.verdict == crate::outcome::Verdict::Held;
+        self.record.push(check);
+        held
+    }
+}

@@ -1,0 +1,103 @@
+//! Server mode: the suite plays one or many clients against a server and
+//! checks what it answers, pushes and closes against `PROTOCOL.md`.
+//!
+//! A case is an async function of a [`Ctx`]; it opens connections through
+//! the context (so every frame lands in its frame log), makes checks that
+//! cite requirement ids, and stops early with a [`Stop`] when it cannot go
+//! on. The runner runs every case on every wire it applies to, a few at a
+//! time, each bounded in time.
+
+mod conn;
+mod ctx;
+mod handshake;
+
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+
+pub use conn::{Closing, Conn, Reply};
+pub use ctx::{Ctx, Target, User};
+
+use crate::{
+    outcome::{CaseResult, Outcome},
+    runner::{self, Progress},
+    wire::{Wire, Wires},
+};
+
+type CaseFn = dyn Fn(Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + Send>> + Send + Sync;
+
+/// One server case.
+#[derive(Clone)]
+pub struct Case {
+    /// Stable id, `area/what` (`auth/refresh-rotates`).
+    pub id: &'static str,
+    /// The section of `PROTOCOL.md`, for grouping in reports.
+    pub feature: &'static str,
+    /// One line on what it checks.
+    pub title: &'static str,
+    /// Every requirement its checks cite.
+    pub requirements: &'static [&'static str],
+    pub wires: Wires,
+    run: Arc<CaseFn>,
+}
+
+impl Case {
+    pub fn new<F, Fut>(
+        id: &'static str,
+        feature: &'static str,
+        title: &'static str,
+        requirements: &'static [&'static str],
+        wires: Wires,
+        run: F,
+    ) -> Case
+    where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = CaseResult> + Send + 'static,
+    {
+        Case { id, feature, title, requirements, wires, run: Arc::new(move |cx| Box::pin(run(cx))) }
+    }
+}
+
+/// Every server case, in report order.
+pub fn cases() -> Vec<Case> {
+    [handshake::cases()].concat()
+}
+
+/// Runs `cases` against `target` on each wire they apply to, `jobs` at a
+/// time; each case is cut off after `case_timeout`.
+pub async fn run(target: Arc<Target>, cases: &[Case], jobs: usize, case_timeout: Duration) -> Vec<Outcome> {
+    let mut plan = Vec::new();
+    for case in cases {
+        let wires = case.wires.select(&target.wires);
+        if wires.is_empty() {
+            plan.push(runner::Planned::skipped(case_meta(case, "-"), "no wire under test suits this case"));
+        }
+        for wire in wires {
+            let case = case.clone();
+            let target = target.clone();
+            plan.push(runner::Planned::new(case_meta(&case, wire.name()), move |record| {
+                (case.run)(Ctx::new(target, wire, case.requirements, record))
+            }));
+        }
+    }
+    runner::run(plan, jobs, case_timeout, Progress::Stderr).await
+}
+
+fn case_meta(case: &Case, wire: &str) -> runner::Meta {
+    runner::Meta {
+        case: case.id.into(),
+        feature: case.feature.into(),
+        title: case.title.into(),
+        wire: wire.into(),
+        requirements: case.requirements.iter().map(|r| r.to_string()).collect(),
+    }
+}
+
+/// The wires a server offers, from its URLs.
+pub fn wires_of(quic: bool, ws: bool) -> Vec<Wire> {
+    Wire::ALL
+        .into_iter()
+        .filter(|wire| match wire.transport {
+            crate::wire::Transport::Quic => quic,
+            crate::wire::Transport::Ws => ws,
+        })
+        .collect()
+}
