@@ -7,9 +7,16 @@
 //! on. The runner runs every case on every wire it applies to, a few at a
 //! time, each bounded in time.
 
+mod auth;
 mod conn;
 mod ctx;
+mod framing;
 mod handshake;
+mod history;
+mod messages;
+mod rate;
+mod resume;
+mod rooms;
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -58,7 +65,17 @@ impl Case {
 
 /// Every server case, in report order.
 pub fn cases() -> Vec<Case> {
-    [handshake::cases()].concat()
+    [
+        handshake::cases(),
+        framing::cases(),
+        auth::cases(),
+        rooms::cases(),
+        messages::cases(),
+        history::cases(),
+        resume::cases(),
+        rate::cases(),
+    ]
+    .concat()
 }
 
 /// Runs `cases` against `target` on each wire they apply to, `jobs` at a

@@ -1,0 +1,7 @@
+//! Server cases (being written).
+
+use super::Case;
+
+pub fn cases() -> Vec<Case> {
+    vec![]
+}
