@@ -32,8 +32,9 @@ use crate::{
     transport::{FrameReader, FrameWriter, Inbound},
 };
 
-/// How long a closing session's writer may take to deliver the Close before
-/// the connection is dropped (a peer that stopped reading must not hold it).
+/// How long a closing session may take to deliver the Close and see the peer
+/// close in turn before the connection is dropped (a peer that stopped
+/// reading, or never closes, must not hold it).
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// A reply that is ready, or one that completes later (a durable write)
@@ -111,13 +112,15 @@ impl Session {
         let mut pending: FuturesUnordered<Pin<Box<dyn Future<Output = v1::ServerFrame> + Send>>> =
             FuturesUnordered::new();
         let shutdown = self.ctx.shutdown.clone();
-        // Once the session is closing nothing more is read, and the writer
-        // gets `CLOSE_GRACE` to deliver the Close before it is cut off.
-        let mut reading = true;
+        // Once the session is closing, what the peer still sends is read and
+        // discarded (a lingering close: closing a TCP socket with unread
+        // bytes makes the kernel send a reset, which can destroy the Close
+        // before the peer reads it), until the peer closes too or
+        // `CLOSE_GRACE` runs out.
         let mut close_deadline: Option<Instant> = None;
+        let mut writer_done = false;
         loop {
             if self.outbox.is_closing() {
-                reading = false;
                 close_deadline.get_or_insert_with(|| Instant::now() + CLOSE_GRACE);
             }
             let deadline = match close_deadline {
@@ -127,8 +130,14 @@ impl Session {
             };
             let max = self.max_frame_bytes();
             tokio::select! {
-                inbound = reader.next(max), if reading => {
+                inbound = reader.next(max) => {
                     liveness.on_received(Instant::now());
+                    if close_deadline.is_some() {
+                        match inbound {
+                            Inbound::Frame(_) | Inbound::Malformed(_) => continue,
+                            Inbound::TooLarge { .. } | Inbound::Unframeable(_) | Inbound::Closed => break,
+                        }
+                    }
                     match inbound {
                         Inbound::Frame(payload) => {
                             if let Some(later) = self.on_frame(payload).await {
@@ -175,16 +184,23 @@ impl Session {
                 _ = shutdown.cancelled(), if !self.outbox.is_closing() => {
                     self.close(v1::CloseCode::ServerShutdown, "the server is shutting down; reconnect shortly".into());
                 }
-                _ = &mut writer_task => break,
+                _ = &mut writer_task, if !writer_done => {
+                    // The writer delivered the Close (or failed, and closed
+                    // the outbox): linger until the peer closes.
+                    writer_done = true;
+                    if !self.outbox.is_closing() {
+                        break;
+                    }
+                }
             }
         }
-        self.end(writer_task).await;
+        self.end(writer_task, writer_done).await;
     }
 
     /// Cleans up once the reading side is done.
-    async fn end(mut self, mut writer_task: tokio::task::JoinHandle<()>) {
+    async fn end(mut self, mut writer_task: tokio::task::JoinHandle<()>, writer_done: bool) {
         self.forget_login();
-        if !writer_task.is_finished() {
+        if !writer_done {
             self.outbox.close(v1::Close { code: v1::CloseCode::ServerShutdown as i32, reason: "session ended".into() });
             if tokio::time::timeout(CLOSE_GRACE, &mut writer_task).await.is_err() {
                 writer_task.abort();
