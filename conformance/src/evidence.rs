@@ -52,9 +52,16 @@ impl FrameLog {
         let _ = writeln!(lines, "{elapsed:9.1}ms {connection:<12} {marker} {text}");
     }
 
-    /// A decoded frame: its canonical JSON.
+    /// A decoded frame: its canonical JSON, with long strings shortened
+    /// (a flood of 16 KiB messages must not make a 40 MB report).
     pub fn frame(&self, connection: &str, direction: Direction, frame: &impl Serialize) {
-        let json = serde_json::to_string(frame).unwrap_or_else(|error| format!("<unprintable: {error}>"));
+        let json = match serde_json::to_value(frame) {
+            Ok(mut value) => {
+                shorten_strings(&mut value);
+                value.to_string()
+            }
+            Err(error) => format!("<unprintable: {error}>"),
+        };
         self.line(connection, direction.arrow(), &json);
     }
 
@@ -79,6 +86,24 @@ impl FrameLog {
     }
 }
 
+/// Strings longer than this are shortened in frame logs.
+const SHOWN_CHARS: usize = 160;
+
+/// Cuts every string in `value` longer than [`SHOWN_CHARS`] to its start,
+/// followed by how much was left out.
+fn shorten_strings(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) if text.chars().count() > SHOWN_CHARS => {
+            let kept: String = text.chars().take(SHOWN_CHARS).collect();
+            let left_out = text.len() - kept.len();
+            *text = format!("{kept}...(+{left_out} bytes)");
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(shorten_strings),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(shorten_strings),
+        _ => {}
+    }
+}
+
 /// Shows bytes as text when they are printable UTF-8, otherwise as hex;
 /// either way shortened to [`SHOWN_BYTES`].
 pub fn show(bytes: &[u8]) -> String {
@@ -99,6 +124,15 @@ mod tests {
         assert_eq!(show(b"{\"a\":1}"), "\"{\\\"a\\\":1}\"");
         assert_eq!(show(&[0xff, 0x00]), "hex ff00");
         assert!(show(&[b'x'; 200]).ends_with("..."));
+    }
+
+    #[test]
+    fn long_strings_are_shortened() {
+        let log = FrameLog::default();
+        log.frame("a/1", Direction::Received, &serde_json::json!({"event": {"message": {"text": "x".repeat(5000)}}}));
+        let text = log.text();
+        assert!(text.contains(&format!("{}...(+4840 bytes)", "x".repeat(160))), "{text}");
+        assert!(text.len() < 400, "{text}");
     }
 
     #[test]

@@ -5,17 +5,21 @@
 
 use std::{collections::BTreeMap, fmt, sync::LazyLock};
 
-/// How strongly a requirement binds, from the RFC 2119 words in its text.
+/// How strongly a requirement binds, from the RFC 2119 words of its
+/// sentences. `PROTOCOL.md` is normative for behaviour, so a sentence with
+/// no keyword ("The server closes such a session with IDLE_TIMEOUT") binds
+/// like a MUST; a requirement is as strong as its strongest sentence. Cases
+/// check the SHOULD sentences of a MUST requirement with
+/// [`crate::outcome::Check::should`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Level {
-    /// Contains MUST or MUST NOT, or no keyword at all: `PROTOCOL.md` is
-    /// normative for behaviour, so a plain statement of what the server does
-    /// binds like a MUST.
+    /// A sentence says MUST (NOT) or states behaviour with no keyword.
     Must,
-    /// Contains SHOULD (and no MUST): missing it is graded non-strict.
+    /// Every sentence says SHOULD or MAY, one at least SHOULD: missing it is
+    /// graded non-strict.
     Should,
-    /// Contains only MAY: observed, never failed.
+    /// Every sentence says MAY: observed, never failed.
     May,
 }
 
@@ -97,14 +101,21 @@ fn is_id(word: &str) -> bool {
 }
 
 fn level_of(text: &str) -> Level {
-    let has = |word: &str| text.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == word);
-    if has("MUST") || !(has("SHOULD") || has("MAY")) {
-        Level::Must
-    } else if has("SHOULD") {
-        Level::Should
-    } else {
-        Level::May
-    }
+    let sentences =
+        text.split(". ").flat_map(|s| s.split(".\n")).flat_map(|s| s.split("; ")).filter(|s| !s.trim().is_empty());
+    sentences
+        .map(|sentence| {
+            let has = |word: &str| sentence.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == word);
+            if has("MUST") || !(has("SHOULD") || has("MAY")) {
+                Level::Must
+            } else if has("SHOULD") {
+                Level::Should
+            } else {
+                Level::May
+            }
+        })
+        .min()
+        .unwrap_or(Level::Must)
 }
 
 #[cfg(test)]
@@ -114,10 +125,10 @@ mod tests {
     #[test]
     fn reads_ids_levels_and_continuations() {
         let spec = "## 7. Liveness\n\n\
-            - **LIVE-1** Each side SHOULD send a frame.\n\
+            - **LIVE-1** Each side SHOULD send a frame. A client MAY wait.\n\
             - **LIVE-3** The server MUST answer.\n  still LIVE-3, SHOULD here is not the level\n\
             - **LIVE-4** Either side MAY close.\n\
-            - **ROOM-4** `JoinRoom` joins a room.\n\
+            - **ROOM-4** `JoinRoom` joins a room. A client SHOULD look.\n\
             - **not** an id\n\n| a | b |\n";
         let found = parse(spec);
         let levels: Vec<_> = found.values().map(|r| (r.id.as_str(), r.level)).collect();
@@ -133,7 +144,8 @@ mod tests {
         for id in ["QUIC-1", "WS-7", "ENC-8", "FRAME-10", "AUTH-15", "RESUME-9a", "RESUME-11", "LIMIT-5", "COMPAT-4"] {
             assert!(REQUIREMENTS.contains_key(id), "{id} not found in PROTOCOL.md");
         }
-        assert_eq!(requirement("LIVE-1").level, Level::Should);
+        assert_eq!(requirement("LIMIT-3").level, Level::Must, "a plain statement binds like a MUST");
+        assert_eq!(requirement("COMPAT-3").level, Level::Should);
         assert_eq!(requirement("SEND-4").level, Level::Must);
         for (id, _) in NOT_TESTED {
             requirement(id);

@@ -62,6 +62,8 @@ pub enum Wires {
     WsJson,
     /// WebSocket with the protobuf encoding only.
     WsProto,
+    /// The binary protobuf wires: QUIC and WebSocket with protobuf.
+    Proto,
 }
 
 impl Wires {
@@ -74,6 +76,7 @@ impl Wires {
             Wires::Ws => under_test.iter().copied().filter(|w| w.transport == Transport::Ws).collect(),
             Wires::WsJson => under_test.iter().copied().filter(|w| *w == Wire::WS_JSON).collect(),
             Wires::WsProto => under_test.iter().copied().filter(|w| *w == Wire::WS_PROTO).collect(),
+            Wires::Proto => under_test.iter().copied().filter(|w| !w.is_json()).collect(),
         }
     }
 }

@@ -83,6 +83,8 @@ pub struct DaemonSpec {
     pub quic_port: Option<u16>,
     /// `accounts.access_token_ttl_secs`.
     pub access_token_ttl_secs: Option<u64>,
+    /// `accounts.refresh_token_ttl_secs`.
+    pub refresh_token_ttl_secs: Option<u64>,
     /// More TOML sections (`[limits]`, `[rate_limits]`), appended to the
     /// configuration as they are. The `[server]`, `[http]`, `[quic]` and
     /// `[accounts]` sections are the kit's own.
@@ -159,6 +161,9 @@ impl Daemon {
         );
         if let Some(ttl) = self.spec.access_token_ttl_secs {
             config.push_str(&format!("access_token_ttl_secs = {ttl}\n"));
+        }
+        if let Some(ttl) = self.spec.refresh_token_ttl_secs {
+            config.push_str(&format!("refresh_token_ttl_secs = {ttl}\n"));
         }
         config.push('\n');
         config.push_str(&self.spec.extra_config);
