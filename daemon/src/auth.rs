@@ -8,7 +8,7 @@ use std::{
 
 use argon2::{Argon2, PasswordHash, PasswordHasher as _, PasswordVerifier as _, password_hash::SaltString};
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -88,31 +88,29 @@ impl Auth {
         ok && stored.is_some()
     }
 
-    /// Issues an access token; returns it with its expiry (ms since epoch).
+    /// Issues an access token; returns it with its expiry (ms since epoch):
+    /// the first millisecond at which [`Auth::verify_access`] refuses it.
+    /// JWT times are whole seconds, so the stated expiry is one too.
     pub fn access_token(&self, user: UserId, name: &str, guest: bool, family: u64, now_ms: u64) -> (String, u64) {
-        let exp_ms = now_ms + self.config.access_token_ttl_secs * 1000;
-        let claims = Claims {
-            sub: user.0.to_string(),
-            name: name.to_owned(),
-            guest,
-            fam: family,
-            iat: now_ms / 1000,
-            exp: exp_ms / 1000,
-        };
+        let exp = (now_ms + self.config.access_token_ttl_secs * 1000) / 1000;
+        let claims =
+            Claims { sub: user.0.to_string(), name: name.to_owned(), guest, fam: family, iat: now_ms / 1000, exp };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing cannot fail");
-        (token, exp_ms)
+        (token, exp * 1000)
     }
 
-    /// Verifies an access token's signature and expiry.
-    pub fn verify_access(&self, token: &str) -> Result<(UserId, Claims), TokenError> {
+    /// Verifies an access token's signature and, against `now_ms`, its
+    /// expiry: from the stated expiry on, to the millisecond, it is expired
+    /// (jsonwebtoken's own check would accept it for the rest of that second).
+    pub fn verify_access(&self, token: &str, now_ms: u64) -> Result<(UserId, Claims), TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 0;
+        validation.validate_exp = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => TokenError::Expired,
-            _ => TokenError::Invalid,
-        })?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|_| TokenError::Invalid)?;
+        if data.claims.exp.saturating_mul(1000) <= now_ms {
+            return Err(TokenError::Expired);
+        }
         let user = data.claims.sub.parse().map(UserId).map_err(|_| TokenError::Invalid)?;
         Ok((user, data.claims))
     }
@@ -247,16 +245,19 @@ mod tests {
     fn access_tokens_round_trip_and_expire() {
         let auth = auth();
         let now = crate::store::now_ms();
-        let (token, _) = auth.access_token(UserId(7), "alice", false, 3, now);
-        let (user, claims) = auth.verify_access(&token).unwrap();
+        let (token, expires_at_ms) = auth.access_token(UserId(7), "alice", false, 3, now);
+        let (user, claims) = auth.verify_access(&token, now).unwrap();
         assert_eq!((user, claims.name.as_str(), claims.fam), (UserId(7), "alice", 3));
 
-        let (old, _) = auth.access_token(UserId(7), "alice", false, 3, now - 3_600_000);
-        assert_eq!(auth.verify_access(&old).unwrap_err(), TokenError::Expired);
+        // Valid up to the stated expiry, to the millisecond, and not after.
+        assert!(auth.verify_access(&token, expires_at_ms - 1).is_ok());
+        assert_eq!(auth.verify_access(&token, expires_at_ms).unwrap_err(), TokenError::Expired);
+        assert!(expires_at_ms > now && expires_at_ms <= now + 15 * 60 * 1000);
+
         let other =
             Auth::new(AccountsConfig { argon2_memory_kib: 64, argon2_iterations: 1, ..Default::default() }, b"x");
-        assert_eq!(other.verify_access(&token).unwrap_err(), TokenError::Invalid);
-        assert_eq!(auth.verify_access("garbage").unwrap_err(), TokenError::Invalid);
+        assert_eq!(other.verify_access(&token, now).unwrap_err(), TokenError::Invalid);
+        assert_eq!(auth.verify_access("garbage", now).unwrap_err(), TokenError::Invalid);
     }
 
     #[test]

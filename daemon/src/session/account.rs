@@ -207,7 +207,7 @@ impl Session {
     }
 
     pub(super) async fn authenticate(&mut self, authenticate: v1::Authenticate) -> Result<Body, v1::Error> {
-        let (user, claims) = self.ctx.auth.verify_access(&authenticate.access_token).map_err(|e| match e {
+        let (user, claims) = self.ctx.auth.verify_access(&authenticate.access_token, now_ms()).map_err(|e| match e {
             TokenError::Expired => {
                 v1::Error::new(ErrorCode::TokenExpired, "the access token expired; Refresh, then Authenticate again")
             }
