@@ -1,12 +1,12 @@
 //! confabd passes the server suite: every case, on every wire, against a
 //! real `confabd` process. A MUST that fails here fails CI.
 //!
-//! Two daemons: one configured so the suite runs quickly (short idle and
+//! Three daemons: one configured so the suite runs quickly (short idle and
 //! handshake timeouts, so those cases run instead of being skipped; loose
 //! request limits for the many accounts and messages the suite makes from
-//! one address), and one with confabd's default request limits and tokens
-//! that expire within seconds, for the `rate/` cases (the limits are
-//! enforced) and the `expiry/` cases (expired tokens are refused).
+//! one address); one with confabd's default request limits for the `rate/`
+//! cases (the limits are enforced); and one whose tokens expire within
+//! seconds for the `expiry/` cases (expired tokens are refused).
 //!
 //! `CONFAB_CONFORMANCE_CASES=auth/,rooms/` runs only the cases whose ids
 //! start with one of those prefixes (while developing cases);
@@ -37,24 +37,36 @@ joins_per_user = { per_second = 500.0, burst = 1000 }
 resumes_per_user = { per_second = 500.0, burst = 1000 }
 ";
 
-/// The cases that need the second daemon: default request limits and
-/// short-lived tokens.
-fn needs_limits(case: &Case) -> bool {
+/// The cases that run on a daemon of their own.
+fn own_daemon(case: &Case) -> bool {
     case.id.starts_with("rate/") || case.id.starts_with("expiry/")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confabd_passes_the_server_suite() {
     let spec = DaemonSpec { extra_config: FAST.into(), ..Default::default() };
-    check(spec, 2000, selected(|case| !needs_limits(case)), "confabd", &[Grade::Pass, Grade::Informational]).await;
+    check(spec, 2000, selected(|case| !own_daemon(case)), "confabd", &[Grade::Pass, Grade::Informational]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn confabd_enforces_its_limits_and_token_lifetimes() {
-    let spec = DaemonSpec { access_token_ttl_secs: Some(2), refresh_token_ttl_secs: Some(4), ..Default::default() };
+async fn confabd_enforces_its_default_rate_limits() {
     // Strict: a `rate/` case that sees no limit is only informational, but
     // confabd has limits and must show them.
-    check(spec, 10_000, selected(needs_limits), "confabd-limits", &[Grade::Pass]).await;
+    check(DaemonSpec::default(), 10_000, selected(|case| case.id.starts_with("rate/")), "confabd-rate", &[Grade::Pass])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confabd_refuses_expired_tokens() {
+    let spec = DaemonSpec {
+        access_token_ttl_secs: Some(2),
+        refresh_token_ttl_secs: Some(4),
+        // The cases wait for tokens to expire: confabd's default idle
+        // timeout, and log-in limits loose enough not to outlast a token.
+        extra_config: "[rate_limits]\nlogins_per_address = { per_second = 500.0, burst = 1000 }\n".into(),
+        ..Default::default()
+    };
+    check(spec, 10_000, selected(|case| case.id.starts_with("expiry/")), "confabd-expiry", &[Grade::Pass]).await;
 }
 
 fn selected(keep: impl Fn(&Case) -> bool) -> Vec<Case> {

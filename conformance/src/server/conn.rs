@@ -327,58 +327,158 @@ impl Conn {
         Ok(welcome)
     }
 
+    /// Whether `Welcome` lists `capability` (HELLO-4).
+    pub fn offers(&self, capability: &str) -> bool {
+        self.welcome.as_ref().is_some_and(|w| w.capabilities.iter().any(|c| c == capability))
+    }
+
+    /// Which phase the session is in, seen from outside: the reply to
+    /// `ListRooms`, which is admitted only when authenticated (STATE-2).
+    /// See [`is_authenticated`].
+    pub async fn probe(&mut self) -> CaseResult<Reply> {
+        self.request(Command::ListRooms(v1::ListRooms { scope: v1::RoomScope::Mine as i32 })).await
+    }
+
+    // --- log-in commands ---
+
+    /// Sends a command that AUTH-6 rate-limits per address (`Register`,
+    /// `Login`, `Refresh`, `GuestLogin`) and returns its reply, waiting out
+    /// `RATE_LIMITED` answers for up to 30 s: the suite logs in many times
+    /// from one address.
+    pub async fn patiently(&mut self, command: Command) -> CaseResult<Reply> {
+        self.patiently_until(command, Instant::now() + Duration::from_secs(30)).await
+    }
+
+    /// [`Conn::patiently`], retrying only while the retry would be sent
+    /// before `give_up`; returns the last reply (`RATE_LIMITED` if it gave up).
+    pub async fn patiently_until(&mut self, command: Command, give_up: Instant) -> CaseResult<Reply> {
+        loop {
+            let reply = self.request(command.clone()).await?;
+            match &reply {
+                Err(error) if error.code == v1::ErrorCode::RateLimited as i32 => {
+                    let wait = Duration::from_millis(u64::from(error.retry_after_ms).max(100));
+                    if Instant::now() + wait >= give_up {
+                        return Ok(reply);
+                    }
+                    self.log.note(&format!("rate limited; waiting {} ms as told", wait.as_millis()));
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return Ok(reply),
+            }
+        }
+    }
+
     /// `Register`, waiting out `RATE_LIMITED` answers (up to 30 s): the
     /// suite makes many accounts from one address.
     pub async fn register(&mut self, name: &str, password: &str) -> CaseResult<v1::AuthResult> {
-        let register =
-            v1::Register { username: name.into(), password: password.into(), device_name: "conformance".into() };
-        self.auth_patiently(Command::Register(register)).await
+        self.auth_patiently(register_command(name, password, "conformance")).await
     }
 
     /// `Login`, waiting out `RATE_LIMITED` answers.
     pub async fn login(&mut self, name: &str, password: &str) -> CaseResult<v1::AuthResult> {
-        let login = v1::Login { username: name.into(), password: password.into(), device_name: "conformance".into() };
-        self.auth_patiently(Command::Login(login)).await
+        self.auth_patiently(login_command(name, password, "conformance")).await
     }
 
     /// `GuestLogin`, waiting out `RATE_LIMITED` answers.
     pub async fn guest(&mut self, name: &str) -> CaseResult<v1::AuthResult> {
-        self.auth_patiently(Command::GuestLogin(v1::GuestLogin { display_name: name.into() })).await
+        self.auth_patiently(guest_command(name)).await
+    }
+
+    /// `Refresh`, waiting out `RATE_LIMITED` answers; expects `AuthResult`.
+    pub async fn refresh(&mut self, refresh_token: &str) -> CaseResult<v1::AuthResult> {
+        self.auth_patiently(refresh_command(refresh_token)).await
     }
 
     /// `Authenticate` with an access token.
     pub async fn authenticate(&mut self, access_token: &str) -> CaseResult<v1::AuthResult> {
-        self.call(Command::Authenticate(v1::Authenticate { access_token: access_token.into() }), "AuthResult", auth)
-            .await
+        self.call(authenticate_command(access_token), "AuthResult", auth).await
+    }
+
+    pub async fn try_authenticate(&mut self, access_token: &str) -> CaseResult<Reply> {
+        self.request(authenticate_command(access_token)).await
     }
 
     async fn auth_patiently(&mut self, command: Command) -> CaseResult<v1::AuthResult> {
-        let give_up = Instant::now() + Duration::from_secs(30);
-        loop {
-            match self.request(command.clone()).await? {
-                Err(error) if error.code == v1::ErrorCode::RateLimited as i32 && Instant::now() < give_up => {
-                    let wait = Duration::from_millis(u64::from(error.retry_after_ms).max(100));
-                    self.log.note(&format!("rate limited; waiting {} ms as told", wait.as_millis()));
-                    tokio::time::sleep(wait).await;
-                }
-                reply => {
-                    let shown = show_reply(&reply);
-                    return match reply {
-                        Ok(Body::Auth(result)) => Ok(result),
-                        _ => Err(self.failed(format!("expected AuthResult, got {shown}"))),
-                    };
-                }
-            }
+        let reply = self.patiently(command).await?;
+        let shown = show_reply(&reply);
+        match reply {
+            Ok(Body::Auth(result)) => Ok(result),
+            _ => Err(self.failed(format!("expected AuthResult, got {shown}"))),
         }
     }
+
+    /// `Logout`; expects `Done`.
+    pub async fn logout(&mut self) -> CaseResult {
+        self.call(Command::Logout(v1::Logout {}), "Done (Logout)", done).await
+    }
+
+    // --- rooms: `try_X` returns the reply as it came, `X` expects success ---
 
     pub async fn create_room(&mut self, name: &str, kind: v1::RoomKind) -> CaseResult<v1::RoomInfo> {
         let create = v1::CreateRoom { name: name.into(), kind: kind as i32 };
         self.call(Command::CreateRoom(create), "RoomInfo", room).await
     }
 
+    /// `CreateRoom` of any `kind` number, known or not.
+    pub async fn try_create_room(&mut self, name: &str, kind: i32) -> CaseResult<Reply> {
+        self.request(Command::CreateRoom(v1::CreateRoom { name: name.into(), kind })).await
+    }
+
     pub async fn join(&mut self, room_ref: v1::RoomRef) -> CaseResult<v1::RoomInfo> {
         self.call(Command::JoinRoom(v1::JoinRoom { room: Some(room_ref) }), "RoomInfo", room).await
+    }
+
+    pub async fn try_join(&mut self, room: v1::RoomRef) -> CaseResult<Reply> {
+        self.request(Command::JoinRoom(v1::JoinRoom { room: Some(room) })).await
+    }
+
+    pub async fn leave(&mut self, room: v1::RoomRef) -> CaseResult {
+        self.call(Command::LeaveRoom(v1::LeaveRoom { room: Some(room) }), "Done (LeaveRoom)", done).await
+    }
+
+    pub async fn try_leave(&mut self, room: v1::RoomRef) -> CaseResult<Reply> {
+        self.request(Command::LeaveRoom(v1::LeaveRoom { room: Some(room) })).await
+    }
+
+    pub async fn invite(&mut self, room: v1::RoomRef, username: &str) -> CaseResult {
+        let invite = v1::InviteToRoom { room: Some(room), username: username.into() };
+        self.call(Command::InviteToRoom(invite), "Done (InviteToRoom)", done).await
+    }
+
+    pub async fn try_invite(&mut self, room: v1::RoomRef, username: &str) -> CaseResult<Reply> {
+        self.request(Command::InviteToRoom(v1::InviteToRoom { room: Some(room), username: username.into() })).await
+    }
+
+    /// `ListMembers`; the members.
+    pub async fn list_members(&mut self, room: v1::RoomRef) -> CaseResult<Vec<v1::Member>> {
+        let list = Command::ListMembers(v1::ListMembers { room: Some(room) });
+        self.call(list, "MemberList", |b| match b {
+            Body::Members(m) => Some(m.members),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn try_list_members(&mut self, room: v1::RoomRef) -> CaseResult<Reply> {
+        self.request(Command::ListMembers(v1::ListMembers { room: Some(room) })).await
+    }
+
+    /// `ListRooms` in `scope`; the rooms.
+    pub async fn list_rooms(&mut self, scope: v1::RoomScope) -> CaseResult<Vec<v1::RoomInfo>> {
+        let list = Command::ListRooms(v1::ListRooms { scope: scope as i32 });
+        self.call(list, &format!("RoomList ({})", scope.as_str_name()), |b| match b {
+            Body::Rooms(r) => Some(r.rooms),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn open_direct(&mut self, username: &str) -> CaseResult<v1::RoomInfo> {
+        self.call(Command::OpenDirect(v1::OpenDirect { username: username.into() }), "RoomInfo", room).await
+    }
+
+    pub async fn try_open_direct(&mut self, username: &str) -> CaseResult<Reply> {
+        self.request(Command::OpenDirect(v1::OpenDirect { username: username.into() })).await
     }
 
     /// `SendMessage` to room `room_id`; expects `SendResult`.
@@ -398,17 +498,36 @@ impl Conn {
         anchor_seq: u64,
         limit: u32,
     ) -> CaseResult<v1::HistoryPage> {
-        let get = v1::GetHistory {
-            room: Some(v1::RoomRef::id(confab_sdk::RoomId(room_id))),
-            direction: direction as i32,
-            anchor_seq,
-            limit,
-        };
+        let get = v1::GetHistory { room: Some(by_id(room_id)), direction: direction as i32, anchor_seq, limit };
         self.call(Command::GetHistory(get), "HistoryPage", |b| match b {
             Body::History(h) => Some(h),
             _ => None,
         })
         .await
+    }
+
+    /// A room's whole log, read `FORWARD` from the start, page by page.
+    pub async fn room_log(&mut self, room_id: u64) -> CaseResult<Vec<v1::RoomEvent>> {
+        let mut events: Vec<v1::RoomEvent> = Vec::new();
+        for _ in 0..1000 {
+            let anchor = events.last().map_or(0, |e| e.seq);
+            let page = self.history(room_id, v1::HistoryDirection::Forward, anchor, 0).await?;
+            let more = page.has_more && !page.events.is_empty();
+            events.extend(page.events);
+            if !more {
+                return Ok(events);
+            }
+        }
+        Err(self.failed(format!("room {room_id}: still more history after 1000 pages")))
+    }
+
+    /// The head of each room, from `GetHistory`.
+    pub async fn head_seqs<const N: usize>(&mut self, rooms: [u64; N]) -> CaseResult<[u64; N]> {
+        let mut heads = [0; N];
+        for (head, room) in heads.iter_mut().zip(rooms) {
+            *head = self.history(room, v1::HistoryDirection::Backward, 0, 1).await?.head_seq;
+        }
+        Ok(heads)
     }
 
     /// `Resume` from `positions` (empty: live from now on).
@@ -433,11 +552,50 @@ pub fn hello() -> v1::Hello {
 
 /// A `SendMessage` command.
 pub fn send_message(room_id: u64, text: &str, txn: &str) -> Command {
-    Command::SendMessage(v1::SendMessage {
-        room: Some(v1::RoomRef::id(confab_sdk::RoomId(room_id))),
-        text: text.into(),
-        client_txn_id: txn.into(),
+    Command::SendMessage(v1::SendMessage { room: Some(by_id(room_id)), text: text.into(), client_txn_id: txn.into() })
+}
+
+pub fn register_command(username: &str, password: &str, device_name: &str) -> Command {
+    Command::Register(v1::Register {
+        username: username.into(),
+        password: password.into(),
+        device_name: device_name.into(),
     })
+}
+
+pub fn login_command(username: &str, password: &str, device_name: &str) -> Command {
+    Command::Login(v1::Login { username: username.into(), password: password.into(), device_name: device_name.into() })
+}
+
+pub fn refresh_command(refresh_token: &str) -> Command {
+    Command::Refresh(v1::Refresh { refresh_token: refresh_token.into() })
+}
+
+pub fn authenticate_command(access_token: &str) -> Command {
+    Command::Authenticate(v1::Authenticate { access_token: access_token.into() })
+}
+
+pub fn guest_command(display_name: &str) -> Command {
+    Command::GuestLogin(v1::GuestLogin { display_name: display_name.into() })
+}
+
+pub fn by_id(room_id: u64) -> v1::RoomRef {
+    v1::RoomRef::id(confab_sdk::RoomId(room_id))
+}
+
+pub fn by_name(name: impl Into<String>) -> v1::RoomRef {
+    v1::RoomRef::name(name)
+}
+
+/// Whether `reply` is the error `code`.
+pub fn is_error(reply: &Reply, code: v1::ErrorCode) -> bool {
+    matches!(reply, Err(error) if error.code == code as i32)
+}
+
+/// Whether a [`Conn::probe`] reply says the session is authenticated (a
+/// `RoomList`; `WRONG_STATE` when it is not).
+pub fn is_authenticated(probe: &Reply) -> bool {
+    matches!(probe, Ok(Body::Rooms(_)))
 }
 
 fn auth(body: Body) -> Option<v1::AuthResult> {
@@ -445,6 +603,10 @@ fn auth(body: Body) -> Option<v1::AuthResult> {
         Body::Auth(a) => Some(a),
         _ => None,
     }
+}
+
+fn done(body: Body) -> Option<()> {
+    matches!(body, Body::Done(_)).then_some(())
 }
 
 fn room(body: Body) -> Option<v1::RoomInfo> {

@@ -14,7 +14,7 @@ use std::{
 use confab_sdk::{ClientOptions, Trust, raw::RawConnection, v1};
 use rand::Rng as _;
 
-use super::conn::Conn;
+use super::conn::{Conn, Reply, is_authenticated, is_error, show_reply};
 use crate::{
     evidence::FrameLog,
     outcome::{CaseResult, Check, Stop},
@@ -176,6 +176,15 @@ impl Ctx {
         Ok(conn)
     }
 
+    /// `Authenticate` with `access_token` on a new connection, closed
+    /// afterwards; the reply as it came.
+    pub async fn try_authenticate(&self, access_token: &str) -> CaseResult<Reply> {
+        let mut conn = self.open("client").await?;
+        let reply = conn.try_authenticate(access_token).await?;
+        conn.close().await;
+        Ok(reply)
+    }
+
     /// Records a check of `requirement` at its own level; returns whether
     /// it held.
     pub fn check(&self, requirement: &str, held: bool, detail: impl fmt::Display) -> bool {
@@ -199,13 +208,53 @@ impl Ctx {
     }
 
     /// Checks that `reply` is the error `expected` (ignoring its message).
-    pub fn check_error(&self, requirement: &str, reply: &super::Reply, expected: v1::ErrorCode) -> bool {
-        let held = matches!(reply, Err(error) if error.code == expected as i32);
+    pub fn check_error(&self, requirement: &str, reply: &Reply, expected: v1::ErrorCode) -> bool {
         self.check(
             requirement,
-            held,
-            format!("expected {}, got {}", expected.as_str_name(), super::conn::show_reply(reply)),
+            is_error(reply, expected),
+            format!("expected {}, got {}", expected.as_str_name(), show_reply(reply)),
         )
+    }
+
+    /// Checks that `reply` is the error `expected`, with the detail
+    /// "`what`: expected CODE, got ...".
+    pub fn check_refused(
+        &self,
+        requirement: &str,
+        what: impl fmt::Display,
+        reply: &Reply,
+        expected: v1::ErrorCode,
+    ) -> bool {
+        self.check(
+            requirement,
+            is_error(reply, expected),
+            format!("{what}: expected {}, got {}", expected.as_str_name(), show_reply(reply)),
+        )
+    }
+
+    /// Checks that `conn`'s session is authenticated ([`Conn::probe`]); the
+    /// detail is `what` and the probe's reply. Returns whether it held.
+    pub async fn check_logged_in(
+        &self,
+        requirement: &str,
+        conn: &mut Conn,
+        what: impl fmt::Display,
+    ) -> CaseResult<bool> {
+        let probe = conn.probe().await?;
+        Ok(self.check(requirement, is_authenticated(&probe), format!("{what}: {}", show_reply(&probe))))
+    }
+
+    /// Checks that `conn`'s session is not authenticated: [`Conn::probe`]
+    /// is answered `WRONG_STATE`. Returns whether it held.
+    pub async fn check_logged_out(
+        &self,
+        requirement: &str,
+        conn: &mut Conn,
+        what: impl fmt::Display,
+    ) -> CaseResult<bool> {
+        let probe = conn.probe().await?;
+        let held = is_error(&probe, v1::ErrorCode::WrongState);
+        Ok(self.check(requirement, held, format!("{what}: {}", show_reply(&probe))))
     }
 
     /// Records an observation (graded informational).

@@ -10,6 +10,7 @@
 mod auth;
 mod conn;
 mod ctx;
+mod expiry;
 mod framing;
 mod handshake;
 mod history;
@@ -17,6 +18,7 @@ mod messages;
 mod rate;
 mod resume;
 mod rooms;
+mod show;
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -69,6 +71,7 @@ pub fn cases() -> Vec<Case> {
         handshake::cases(),
         framing::cases(),
         auth::cases(),
+        expiry::cases(),
         rooms::cases(),
         messages::cases(),
         history::cases(),
