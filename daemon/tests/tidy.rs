@@ -24,7 +24,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn every_rust_file_opens_with_a_doc_line() {
     let mut files = Vec::new();
-    for dir in ["protocol", "daemon", "clients"] {
+    for dir in ["protocol", "daemon", "clients", "conformance", "testkit"] {
         rust_files(&root().join(dir), &mut files);
     }
     assert!(files.len() > 30, "found only {} files", files.len());
@@ -63,10 +63,26 @@ fn protocol_does_no_io() {
 
 #[test]
 fn clients_never_depend_on_the_daemon() {
-    for manifest in ["clients/sdk/Cargo.toml", "clients/cli/Cargo.toml", "clients/bench/Cargo.toml"] {
+    let manifests = [
+        "clients/sdk/Cargo.toml",
+        "clients/cli/Cargo.toml",
+        "clients/bench/Cargo.toml",
+        "conformance/Cargo.toml",
+        "testkit/Cargo.toml",
+    ];
+    for manifest in manifests {
         let deps = all_dependencies(manifest);
         assert!(!deps.iter().any(|d| d == "confabd"), "{manifest} depends on the daemon");
         assert!(!deps.iter().any(|d| d == "redb"), "{manifest} depends on redb: only the daemon opens the store");
     }
     assert!(dependencies("clients/cli/Cargo.toml").contains(&"confab-sdk".to_string()));
+}
+
+/// The conformance suite is black-box: the protocol crate and the SDK, never
+/// the daemon (which it must be able to fail).
+#[test]
+fn the_conformance_suite_knows_only_the_protocol_and_the_sdk() {
+    let deps = dependencies("conformance/Cargo.toml");
+    assert!(deps.contains(&"confab-protocol".to_string()) && deps.contains(&"confab-sdk".to_string()));
+    assert!(!deps.iter().any(|d| d.starts_with("confab") && d != "confab-protocol" && d != "confab-sdk"), "{deps:?}");
 }

@@ -1,3 +1,5 @@
+//! The report files: every one written, linked and escaped.
+
 use std::time::Duration;
 
 use super::*;
