@@ -10,12 +10,13 @@ use tokio::time::Instant;
 use super::{
     Case, Conn, Ctx, Reply,
     conn::{
-        authenticate_command, by_id, guest_command, is_error, login_command, refresh_command, register_command,
-        show_reply,
+        LONG_QUIET, authenticate_command, by_id, guest_command, is_error, login_command, refresh_command,
+        register_command,
     },
     ctx::{PASSWORD, User},
-    rooms::{Kind, PLAUSIBLE_MS, QUIET, has_member, kind, shout},
-    show::{show_event, show_members},
+    events::{Kind, PLAUSIBLE_MS, kind},
+    rooms::{has_member, shout},
+    show::{show_event, show_members, show_reply, show_result},
 };
 use crate::{
     outcome::{CaseResult, Stop},
@@ -645,16 +646,16 @@ async fn logout_stops_events(cx: Ctx) -> CaseResult {
     let (mut bob, _) = cx.user("bob").await?;
     let room = alice.create_room(&cx.name("quiet"), v1::RoomKind::Public).await?;
     bob.join(by_id(room.room_id)).await?;
-    alice.resume(vec![]).await?;
+    alice.go_live().await?;
     bob.send_message(room.room_id, "one", &cx.name("txn")).await?;
-    let seen = alice.events_until_quiet(QUIET).await?;
+    let seen = alice.events_until_quiet(LONG_QUIET).await?;
     if !seen.iter().any(|e| kind(e) == Kind::Message) {
         return Err(Stop::Failed(format!("alice, resumed, was pushed no message before logging out: {seen:?}")));
     }
 
     alice.logout().await?;
     bob.send_message(room.room_id, "two", &cx.name("txn")).await?;
-    let late = alice.event_within(QUIET).await?;
+    let late = alice.event_within(LONG_QUIET).await?;
     cx.check(
         "AUTH-12",
         late.is_none(),
@@ -663,7 +664,7 @@ async fn logout_stops_events(cx: Ctx) -> CaseResult {
 
     alice.login(&a.name, PASSWORD).await?;
     bob.send_message(room.room_id, "three", &cx.name("txn")).await?;
-    let early = alice.event_within(QUIET).await?;
+    let early = alice.event_within(LONG_QUIET).await?;
     cx.check(
         "STATE-3",
         early.is_none(),
@@ -672,7 +673,7 @@ async fn logout_stops_events(cx: Ctx) -> CaseResult {
             early.as_ref().map_or("nothing".into(), show_event)
         ),
     );
-    alice.resume(vec![]).await?;
+    alice.go_live().await?;
     let sent = bob.send_message(room.room_id, "four", &cx.name("txn")).await?;
     let event = alice.event().await?;
     cx.check(
@@ -856,11 +857,11 @@ async fn guest_restrictions(cx: Ctx) -> CaseResult {
     );
     let public = alice.create_room(&cx.name("pub"), v1::RoomKind::Public).await?;
     let joined = guest.join(by_id(public.room_id)).await.map(|_| ());
-    cx.check("AUTH-14", joined.is_ok(), format!("a guest joins a PUBLIC room: {}", outcome(&joined)));
+    cx.check("AUTH-14", joined.is_ok(), format!("a guest joins a PUBLIC room: {}", show_result(&joined, "done")));
     let sent = guest.send_message(public.room_id, "hello from a guest", &cx.name("txn")).await.map(|_| ());
-    cx.check("AUTH-14", sent.is_ok(), format!("a guest posts in a PUBLIC room: {}", outcome(&sent)));
+    cx.check("AUTH-14", sent.is_ok(), format!("a guest posts in a PUBLIC room: {}", show_result(&sent, "done")));
     let page = guest.history(public.room_id, v1::HistoryDirection::Backward, 0, 0).await.map(|_| ());
-    cx.check("AUTH-14", page.is_ok(), format!("a guest reads a PUBLIC room's history: {}", outcome(&page)));
+    cx.check("AUTH-14", page.is_ok(), format!("a guest reads a PUBLIC room's history: {}", show_result(&page, "done")));
     let members = alice.list_members(by_id(public.room_id)).await?;
     cx.check(
         "AUTH-14",
@@ -892,14 +893,6 @@ async fn guest_restrictions(cx: Ctx) -> CaseResult {
 }
 
 // --- helpers ---
-
-/// A step that either succeeded or stopped, for a check's detail.
-fn outcome(result: &CaseResult) -> String {
-    match result {
-        Ok(()) => "done".into(),
-        Err(stop) => stop.to_string(),
-    }
-}
 
 /// The user of an `AuthResult` reply.
 fn reply_user(reply: &Reply) -> Option<v1::User> {

@@ -11,6 +11,7 @@ use confab_sdk::{
 };
 use tokio::time::{Instant, timeout_at};
 
+use super::show::{show_frame, show_reply};
 use crate::{
     evidence::{Direction, FrameLog},
     outcome::{CaseResult, Stop},
@@ -18,6 +19,13 @@ use crate::{
 
 /// A command's reply: its body, or the error the server answered.
 pub type Reply = Result<Body, v1::Error>;
+
+/// How long "nothing more arrives" is watched for after the events a case
+/// waits for.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+/// How long the room and account cases watch for a stray event.
+pub const LONG_QUIET: Duration = Duration::from_millis(500);
 
 /// How the server ended a connection.
 #[derive(Clone, Debug, Default)]
@@ -44,7 +52,8 @@ impl Closing {
         };
         let transport = match self.code {
             Some(code) => format!("transport code {code} {:?}", self.reason),
-            None => "no transport code".into(),
+            None if self.reason.is_empty() => "no transport code".into(),
+            None => format!("no transport code: {}", self.reason),
         };
         format!("{frame}, {transport}")
     }
@@ -76,6 +85,16 @@ impl Conn {
     /// The limits from `Welcome` (defaults before the handshake).
     pub fn limits(&self) -> v1::Limits {
         self.welcome.as_ref().and_then(|w| w.limits).unwrap_or_default()
+    }
+
+    /// `ping_interval_ms` from `Welcome` (zero before the handshake).
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_millis(self.welcome.as_ref().map_or(0, |w| w.ping_interval_ms).into())
+    }
+
+    /// `idle_timeout_ms` from `Welcome` (zero before the handshake).
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.welcome.as_ref().map_or(0, |w| w.idle_timeout_ms).into())
     }
 
     fn failed(&self, what: impl std::fmt::Display) -> Stop {
@@ -120,26 +139,43 @@ impl Conn {
 
     // --- receiving ---
 
-    /// The next thing received, or `None` when nothing comes within `wait`.
-    pub async fn recv_within(&mut self, wait: Duration) -> CaseResult<Option<RawReceived>> {
+    /// The next thing received (held ones first), or `None` when nothing
+    /// comes within `wait`; a transport error as it came.
+    async fn receive(&mut self, wait: Duration) -> Option<Result<RawReceived, confab_sdk::Error>> {
         if let Some(held) = self.held.pop_front() {
-            return Ok(Some(held));
+            return Some(Ok(held));
         }
-        match tokio::time::timeout(wait, self.raw.recv()).await {
-            Err(_) => Ok(None),
-            Ok(Err(error)) => Err(self.failed(format!("receive failed: {error}"))),
-            Ok(Ok(received)) => {
-                match &received {
-                    RawReceived::Frame(frame) => self.log.frame(&self.label, Direction::Received, frame),
-                    RawReceived::Undecodable { payload, error } => {
-                        self.log.bytes(&self.label, Direction::Received, &format!("undecodable ({error})"), payload)
-                    }
-                    RawReceived::Closed { code, reason } => {
-                        self.log.event(&self.label, &format!("transport closed: code {code:?}, reason {reason:?}"))
-                    }
-                }
-                Ok(Some(received))
+        let received = tokio::time::timeout(wait, self.raw.recv()).await.ok()?;
+        match &received {
+            Ok(RawReceived::Frame(frame)) => self.log.frame(&self.label, Direction::Received, frame),
+            Ok(RawReceived::Undecodable { payload, error }) => {
+                self.log.bytes(&self.label, Direction::Received, &format!("undecodable ({error})"), payload)
             }
+            Ok(RawReceived::Closed { code, reason }) => {
+                self.log.event(&self.label, &format!("transport closed: code {code:?}, reason {reason:?}"))
+            }
+            Err(error) => self.log.event(&self.label, &format!("transport failed: {error}")),
+        }
+        Some(received)
+    }
+
+    /// The next thing received, or `None` when nothing comes within `wait`.
+    /// A transport error (a connection reset, say) stops the case.
+    pub async fn recv_within(&mut self, wait: Duration) -> CaseResult<Option<RawReceived>> {
+        match self.receive(wait).await {
+            None => Ok(None),
+            Some(Ok(received)) => Ok(Some(received)),
+            Some(Err(error)) => Err(self.failed(format!("receive failed: {error}"))),
+        }
+    }
+
+    /// [`Conn::recv_within`] for reading how a session ends: a transport
+    /// torn down without a close (a connection reset, say) comes as
+    /// `Closed` with no code and the error as the reason.
+    pub async fn recv_or_reset(&mut self, wait: Duration) -> Option<RawReceived> {
+        match self.receive(wait).await? {
+            Ok(received) => Some(received),
+            Err(error) => Some(RawReceived::Closed { code: None, reason: error.to_string() }),
         }
     }
 
@@ -197,15 +233,20 @@ impl Conn {
         found
     }
 
-    /// Sends `command` and returns its reply (an `Error` reply is `Err`).
-    pub async fn request(&mut self, command: Command) -> CaseResult<Reply> {
-        let request_id = self.command(command).await?;
+    /// The reply to `request_id` (an `Error` reply is `Err`).
+    pub async fn reply_of(&mut self, request_id: u64) -> CaseResult<Reply> {
         let frame = self.reply(request_id).await?;
         match frame.body {
             Some(Body::Error(error)) => Ok(Err(error)),
             Some(body) => Ok(Ok(body)),
             None => Err(self.failed(format!("the reply to request {request_id} has no body this suite knows"))),
         }
+    }
+
+    /// Sends `command` and returns its reply (an `Error` reply is `Err`).
+    pub async fn request(&mut self, command: Command) -> CaseResult<Reply> {
+        let request_id = self.command(command).await?;
+        self.reply_of(request_id).await
     }
 
     /// Sends `command` and expects the reply `extract` picks out; anything
@@ -217,6 +258,40 @@ impl Conn {
             Ok(Some(value)) => Ok(value),
             _ => Err(self.failed(format!("expected {what}, got {shown}"))),
         }
+    }
+
+    /// The next frame that is not a heartbeat.
+    pub async fn next_answer(&mut self) -> CaseResult<v1::ServerFrame> {
+        loop {
+            let frame = self.frame().await?;
+            if !is_heartbeat(&frame) {
+                return Ok(frame);
+            }
+        }
+    }
+
+    /// Everything but heartbeats that arrives within `window`, shown: for
+    /// checking that nothing (more) answers what was sent.
+    pub async fn anything_within(&mut self, window: Duration) -> CaseResult<Vec<String>> {
+        let deadline = Instant::now() + window;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.recv_within(left).await? {
+                None => break,
+                Some(RawReceived::Frame(frame)) if is_heartbeat(&frame) => {}
+                Some(RawReceived::Frame(frame)) => seen.push(show_frame(&frame)),
+                Some(RawReceived::Undecodable { error, .. }) => seen.push(format!("an undecodable frame ({error})")),
+                Some(RawReceived::Closed { code, reason }) => {
+                    seen.push(format!("the transport closed (code {code:?}, {reason:?})"));
+                    break;
+                }
+            }
+        }
+        Ok(seen)
     }
 
     /// The next room event pushed, skipping heartbeats. Replies and other
@@ -269,16 +344,31 @@ impl Conn {
         Ok(events)
     }
 
+    /// `n` room events pushed (each within the reply timeout; fewer when
+    /// they stop coming), then whatever else comes until `QUIET`.
+    pub async fn events(&mut self, n: usize) -> CaseResult<Vec<v1::RoomEvent>> {
+        let mut events = Vec::with_capacity(n);
+        while events.len() < n {
+            match self.event_within(self.wait).await? {
+                Some(event) => events.push(event),
+                None => break,
+            }
+        }
+        events.extend(self.events_until_quiet(QUIET).await?);
+        Ok(events)
+    }
+
     /// Reads until the server closes the transport (within `wait`),
-    /// collecting the `Close` push and anything before it.
+    /// collecting the `Close` push and anything before it. A transport torn
+    /// down without a close (a connection reset) is a closing too, with no
+    /// code and the error as the reason: the case grades it.
     pub async fn closed_within(&mut self, wait: Duration) -> CaseResult<Closing> {
         let deadline = Instant::now() + wait;
         let mut closing = Closing::default();
         loop {
-            let received = match timeout_at(deadline, self.recv_within(wait)).await {
-                Ok(Ok(Some(received))) => received,
-                Ok(Err(stop)) => return Err(stop),
-                Ok(Ok(None)) | Err(_) => {
+            let received = match timeout_at(deadline, self.recv_or_reset(wait)).await {
+                Ok(Some(received)) => received,
+                Ok(None) | Err(_) => {
                     return Err(self.failed(format!(
                         "still open {} s later; expected the server to close ({})",
                         wait.as_secs(),
@@ -334,7 +424,7 @@ impl Conn {
 
     /// Which phase the session is in, seen from outside: the reply to
     /// `ListRooms`, which is admitted only when authenticated (STATE-2).
-    /// See [`is_authenticated`].
+    /// See `is_authenticated`.
     pub async fn probe(&mut self) -> CaseResult<Reply> {
         self.request(Command::ListRooms(v1::ListRooms { scope: v1::RoomScope::Mine as i32 })).await
     }
@@ -530,13 +620,53 @@ impl Conn {
         Ok(heads)
     }
 
+    /// Sends every `(text, txn)` to room `room_id` without waiting, then
+    /// reads the replies in the order sent; expects every one a `SendResult`.
+    pub async fn send_all(&mut self, room_id: u64, sends: &[(String, String)]) -> CaseResult<Vec<v1::SendResult>> {
+        let mut ids = Vec::with_capacity(sends.len());
+        for (text, txn) in sends {
+            ids.push(self.command(send_message(room_id, text, txn)).await?);
+        }
+        let mut results = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.reply_of(id).await? {
+                Ok(Body::Sent(result)) => results.push(result),
+                other => return Err(self.failed(format!("expected SendResult, got {}", show_reply(&other)))),
+            }
+        }
+        Ok(results)
+    }
+
     /// `Resume` from `positions` (empty: live from now on).
     pub async fn resume(&mut self, positions: Vec<v1::RoomPosition>) -> CaseResult<v1::ResumeResult> {
-        self.call(Command::Resume(v1::Resume { positions }), "ResumeResult", |b| match b {
-            Body::Resumed(r) => Some(r),
-            _ => None,
-        })
-        .await
+        self.call(Command::Resume(v1::Resume { positions }), "ResumeResult", resumed).await
+    }
+
+    /// `Resume` without positions: live from now on in every joined room.
+    pub async fn go_live(&mut self) -> CaseResult<v1::ResumeResult> {
+        self.resume(Vec::new()).await
+    }
+
+    /// `Resume` from `positions`, reading until its reply: the events pushed
+    /// before it (in arrival order) and the `ResumeResult`.
+    pub async fn resume_collect(
+        &mut self,
+        positions: Vec<v1::RoomPosition>,
+    ) -> CaseResult<(Vec<v1::RoomEvent>, v1::ResumeResult)> {
+        let request_id = self.command(Command::Resume(v1::Resume { positions })).await?;
+        let mut before = Vec::new();
+        loop {
+            let frame = self.frame().await?;
+            if frame.request_id == request_id {
+                return match frame.body {
+                    Some(Body::Resumed(result)) => Ok((before, result)),
+                    _ => Err(self.failed(format!("expected ResumeResult, got {}", show_frame(&frame)))),
+                };
+            }
+            if let v1::ServerFrame { request_id: 0, body: Some(Body::Event(event)) } = frame {
+                before.push(event);
+            }
+        }
     }
 }
 
@@ -587,9 +717,25 @@ pub fn by_name(name: impl Into<String>) -> v1::RoomRef {
     v1::RoomRef::name(name)
 }
 
+/// `n` sends with texts `{tag} {i}` and transaction ids `{tag}-{i}`, for
+/// [`Conn::send_all`].
+pub fn numbered(tag: &str, n: usize) -> Vec<(String, String)> {
+    (0..n).map(|i| (format!("{tag} {i}"), format!("{tag}-{i}"))).collect()
+}
+
 /// Whether `reply` is the error `code`.
 pub fn is_error(reply: &Reply, code: v1::ErrorCode) -> bool {
     matches!(reply, Err(error) if error.code == code as i32)
+}
+
+/// Whether `frame` is an `Error` with `code` (a reply or a push).
+pub fn is_error_frame(frame: &v1::ServerFrame, code: v1::ErrorCode) -> bool {
+    matches!(&frame.body, Some(Body::Error(error)) if error.code == code as i32)
+}
+
+/// Whether `frame` is the server's `Ping` push.
+pub fn is_heartbeat(frame: &v1::ServerFrame) -> bool {
+    frame.request_id == 0 && matches!(frame.body, Some(Body::Ping(_)))
 }
 
 /// Whether a [`Conn::probe`] reply says the session is authenticated (a
@@ -616,14 +762,9 @@ fn room(body: Body) -> Option<v1::RoomInfo> {
     }
 }
 
-/// A reply in a few words, for check details: the error code and message,
-/// or the body as JSON.
-pub fn show_reply(reply: &Reply) -> String {
-    match reply {
-        Err(error) => error.to_string(),
-        Ok(body) => {
-            let frame = v1::ServerFrame { request_id: 0, body: Some(body.clone()) };
-            serde_json::to_string(&frame).unwrap_or_else(|_| "<unprintable>".into())
-        }
+fn resumed(body: Body) -> Option<v1::ResumeResult> {
+    match body {
+        Body::Resumed(r) => Some(r),
+        _ => None,
     }
 }

@@ -11,10 +11,17 @@ use std::{
     time::Duration,
 };
 
-use confab_sdk::{ClientOptions, Trust, raw::RawConnection, v1};
+use confab_sdk::{
+    ClientOptions, Trust,
+    raw::RawConnection,
+    v1::{self, client_frame::Command, server_frame::Body},
+};
 use rand::Rng as _;
 
-use super::conn::{Conn, Reply, is_authenticated, is_error, show_reply};
+use super::{
+    conn::{Closing, Conn, Reply, is_authenticated, is_error, is_error_frame},
+    show::{show_frame, show_reply},
+};
 use crate::{
     evidence::FrameLog,
     outcome::{CaseResult, Check, Stop},
@@ -163,10 +170,21 @@ impl Ctx {
 
     /// A connection logged in as a newly registered account.
     pub async fn user(&self, who: &str) -> CaseResult<(Conn, User)> {
-        let mut conn = self.open(who).await?;
+        self.user_on(self.wire, who).await
+    }
+
+    /// [`Ctx::user`] on `wire` (for cases that mix wires).
+    pub async fn user_on(&self, wire: Wire, who: &str) -> CaseResult<(Conn, User)> {
+        let mut conn = self.connect_on(wire, who).await?;
+        conn.hello().await?;
         let name = self.name(who);
         let auth = conn.register(&name, PASSWORD).await?;
         Ok((conn, User::from_auth(&name, PASSWORD, &auth)))
+    }
+
+    /// A room of `kind` that `conn`'s user creates, with a fresh name.
+    pub async fn new_room(&self, conn: &mut Conn, kind: v1::RoomKind) -> CaseResult<v1::RoomInfo> {
+        conn.create_room(&self.name("room"), kind).await
     }
 
     /// A new connection of `user`, authenticated with their access token.
@@ -255,6 +273,100 @@ impl Ctx {
         let probe = conn.probe().await?;
         let held = is_error(&probe, v1::ErrorCode::WrongState);
         Ok(self.check(requirement, held, format!("{what}: {}", show_reply(&probe))))
+    }
+
+    /// Checks that `frame` is an `Error` push (request id 0) with `code`;
+    /// the detail starts with `what`.
+    pub fn check_push_error(
+        &self,
+        requirement: &str,
+        frame: &v1::ServerFrame,
+        code: v1::ErrorCode,
+        what: &str,
+    ) -> bool {
+        self.check(
+            requirement,
+            frame.request_id == 0 && is_error_frame(frame, code),
+            format!("{what}: expected an Error push {} (request id 0), got {}", code.as_str_name(), show_frame(frame)),
+        )
+    }
+
+    /// Checks that `conn`'s session is still open and answers a `Ping`
+    /// (`after` says after what). Returns whether it held.
+    pub async fn check_alive(&self, requirement: &str, conn: &mut Conn, after: &str) -> CaseResult<bool> {
+        let request_id = conn.command(Command::Ping(v1::Ping {})).await?;
+        let detail = match conn.reply(request_id).await {
+            Ok(frame) if matches!(frame.body, Some(Body::Pong(_))) => None,
+            Ok(frame) => Some(show_frame(&frame)),
+            Err(stop) => Some(stop.to_string()),
+        };
+        let held = detail.is_none();
+        self.check(
+            requirement,
+            held,
+            format!(
+                "{after}, the session is open and a Ping is answered Pong{}",
+                detail.map_or(String::new(), |d| format!(": {d}"))
+            ),
+        );
+        Ok(held)
+    }
+
+    /// Checks that the session was closed with `expected` in both the
+    /// `Close` frame and the transport (the detail starts with `what`), then
+    /// the form of the close ([`Ctx::check_close_form`]). Returns whether
+    /// the code held.
+    pub fn check_close(&self, requirement: &str, closing: &Closing, expected: v1::CloseCode, what: &str) -> bool {
+        let held = self.check(
+            requirement,
+            closing.is(expected),
+            format!("{what}: expected the close {}; {}", expected.as_str_name(), closing.describe()),
+        );
+        self.check_close_form(closing);
+        held
+    }
+
+    /// CLOSE-1: a `Close` frame, then the transport closed with the same
+    /// code; and QUIC-6 or WS-7 (by the case's wire): with the same reason,
+    /// at most 120 bytes of it.
+    pub fn check_close_form(&self, closing: &Closing) {
+        let frame_code = closing.close.as_ref().map(|close| close.code);
+        self.check(
+            "CLOSE-1",
+            frame_code.is_some() && frame_code == closing.code,
+            format!("a Close frame, then the transport closed with the same code: {}", closing.describe()),
+        );
+        if let Some(close) = &closing.close {
+            let requirement = match self.wire.transport {
+                Transport::Quic => "QUIC-6",
+                Transport::Ws => "WS-7",
+            };
+            let held = if close.reason.len() <= 120 {
+                closing.reason == close.reason
+            } else {
+                closing.reason.len() <= 120 && close.reason.starts_with(&closing.reason)
+            };
+            self.check(
+                requirement,
+                held,
+                format!(
+                    "the transport close's reason is the Close frame's (at most 120 bytes): {:?} for {:?}",
+                    closing.reason, close.reason
+                ),
+            );
+        }
+    }
+
+    /// How long to wait for the server's handshake timeout to close a
+    /// session (the timeout and 3 s); skips the case when that is beyond
+    /// [`Target::max_wait`].
+    pub fn handshake_wait(&self) -> CaseResult<Duration> {
+        let timeout = self.target.handshake_timeout;
+        let wait = timeout + Duration::from_secs(3);
+        if wait > self.target.max_wait {
+            return Err(Stop::Skipped(format!("the handshake timeout ({timeout:?}) is beyond --max-wait")));
+        }
+        Ok(wait)
     }
 
     /// Records an observation (graded informational).

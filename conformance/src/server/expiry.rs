@@ -18,8 +18,9 @@ use tokio::time::Instant;
 use super::{
     Case, Conn, Ctx, Reply,
     auth::{guest_login_eventually, require_guests},
-    conn::{is_error, refresh_command, show_reply},
+    conn::{is_error, refresh_command},
     ctx::PASSWORD,
+    show::show_reply,
 };
 use crate::{
     outcome::{CaseResult, Stop},

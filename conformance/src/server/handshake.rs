@@ -10,8 +10,8 @@ use tokio::time::Instant;
 
 use super::{
     Case, Conn, Ctx,
-    conn::{hello, show_reply},
-    framing::{check_close, check_close_form, next_answer},
+    conn::{guest_command, hello, is_error},
+    show::{show_frame, show_reply},
 };
 use crate::{
     outcome::{CaseResult, Stop},
@@ -169,7 +169,7 @@ async fn no_common_version(cx: Ctx) -> CaseResult {
 async fn ping_pong(cx: Ctx) -> CaseResult {
     let mut conn = cx.open("client").await?;
     let reply = conn.request(Command::Ping(v1::Ping {})).await?;
-    cx.check("LIVE-3", matches!(reply, Ok(Body::Pong(_))), super::conn::show_reply(&reply));
+    cx.check("LIVE-3", matches!(reply, Ok(Body::Pong(_))), show_reply(&reply));
     Ok(())
 }
 
@@ -177,7 +177,7 @@ async fn ping_pong(cx: Ctx) -> CaseResult {
 async fn hello_answer(cx: &Ctx, hello: v1::Hello) -> CaseResult<(Conn, v1::ServerFrame)> {
     let mut conn = cx.connect("client").await?;
     conn.command(Command::Hello(hello)).await?;
-    let answer = next_answer(&mut conn).await?;
+    let answer = conn.next_answer().await?;
     Ok((conn, answer))
 }
 
@@ -191,7 +191,7 @@ async fn version_choice(cx: Ctx) -> CaseResult {
         cx.check(
             "HELLO-3",
             version == Some(1),
-            format!("versions {versions:?}: expected Welcome with version 1, got {}", show(&answer)),
+            format!("versions {versions:?}: expected Welcome with version 1, got {}", show_frame(&answer)),
         );
         conn.close().await;
     }
@@ -202,7 +202,7 @@ async fn empty_versions(cx: Ctx) -> CaseResult {
     let mut conn = cx.connect("client").await?;
     conn.command(Command::Hello(v1::Hello { versions: vec![], ..hello() })).await?;
     let closing = conn.closed().await?;
-    check_close(&cx, "HELLO-2", &closing, CloseCode::UnsupportedVersion, "a Hello with versions []");
+    cx.check_close("HELLO-2", &closing, CloseCode::UnsupportedVersion, "a Hello with versions []");
     Ok(())
 }
 
@@ -212,7 +212,12 @@ async fn feature_level(cx: Ctx) -> CaseResult {
         let (conn, answer) = hello_answer(&cx, v1::Hello { feature_level: asked, ..hello() }).await?;
         match &answer.body {
             Some(Body::Welcome(welcome)) => levels.push((asked, welcome.feature_level)),
-            _ => return Err(Stop::Failed(format!("feature level {asked}: expected Welcome, got {}", show(&answer)))),
+            _ => {
+                return Err(Stop::Failed(format!(
+                    "feature level {asked}: expected Welcome, got {}",
+                    show_frame(&answer)
+                )));
+            }
         }
         conn.close().await;
     }
@@ -232,7 +237,7 @@ async fn feature_level(cx: Ctx) -> CaseResult {
 async fn capabilities(cx: Ctx) -> CaseResult {
     let (conn, answer) = hello_answer(&cx, v1::Hello { capabilities: vec![], ..hello() }).await?;
     let Some(Body::Welcome(welcome)) = &answer.body else {
-        return Err(Stop::Failed(format!("expected Welcome, got {}", show(&answer))));
+        return Err(Stop::Failed(format!("expected Welcome, got {}", show_frame(&answer))));
     };
     cx.check(
         "HELLO-3",
@@ -244,7 +249,7 @@ async fn capabilities(cx: Ctx) -> CaseResult {
     let asked: Vec<String> = ["guests", "zz-unknown", "resume", "guests", "Resume"].map(String::from).into();
     let (conn, answer) = hello_answer(&cx, v1::Hello { capabilities: asked.clone(), ..hello() }).await?;
     let Some(Body::Welcome(welcome)) = &answer.body else {
-        return Err(Stop::Failed(format!("expected Welcome, got {}", show(&answer))));
+        return Err(Stop::Failed(format!("expected Welcome, got {}", show_frame(&answer))));
     };
     let got = &welcome.capabilities;
     let mut sorted = got.clone();
@@ -267,10 +272,10 @@ async fn capabilities(cx: Ctx) -> CaseResult {
 
 async fn guests_capability(cx: Ctx) -> CaseResult {
     let mut conn = cx.open("guest").await?;
-    let enabled = conn.welcome.as_ref().is_some_and(|w| w.capabilities.iter().any(|c| c == "guests"));
+    let enabled = conn.offers("guests");
     let name = cx.name("guest");
-    let reply = conn.request(Command::GuestLogin(v1::GuestLogin { display_name: name })).await?;
-    let disabled = matches!(&reply, Err(e) if e.code == v1::ErrorCode::GuestsDisabled as i32);
+    let reply = conn.request(guest_command(&name)).await?;
+    let disabled = is_error(&reply, v1::ErrorCode::GuestsDisabled);
     let answered = match &reply {
         Ok(_) => "an AuthResult".to_owned(),
         Err(error) => error.to_string(),
@@ -293,25 +298,18 @@ async fn guests_capability(cx: Ctx) -> CaseResult {
 
 async fn handshake_timeout(cx: Ctx) -> CaseResult {
     let target = cx.target();
-    let wait = target.handshake_timeout + Duration::from_secs(3);
-    if wait > target.max_wait {
-        return Err(Stop::Skipped(format!(
-            "the handshake timeout ({:?}) is beyond --max-wait",
-            target.handshake_timeout
-        )));
-    }
+    let wait = cx.handshake_wait()?;
     let mut conn = cx.connect("client").await?;
     // A command that is not Hello (refused) opens the QUIC stream and does
     // not stand in for Hello.
     let reply = conn.request(Command::Ping(v1::Ping {})).await?;
     cx.check(
         "STATE-2",
-        matches!(&reply, Err(e) if e.code == v1::ErrorCode::WrongState as i32),
+        is_error(&reply, v1::ErrorCode::WrongState),
         format!("a Ping before Hello: expected WRONG_STATE, got {}", show_reply(&reply)),
     );
     let closing = conn.closed_within(wait).await?;
-    check_close(
-        &cx,
+    cx.check_close(
         "HELLO-6",
         &closing,
         CloseCode::HandshakeTimeout,
@@ -326,7 +324,7 @@ async fn handshake_timeout(cx: Ctx) -> CaseResult {
 async fn server_ping(cx: Ctx) -> CaseResult {
     let mut conn = cx.open("client").await?;
     let welcomed = Instant::now();
-    let interval = Duration::from_millis(conn.welcome.as_ref().map_or(0, |w| w.ping_interval_ms).into());
+    let interval = conn.ping_interval();
     let wait = interval + interval / 2 + Duration::from_millis(500);
     if wait > cx.target().max_wait {
         return Err(Stop::Skipped(format!("ping_interval_ms ({} ms) is beyond --max-wait", interval.as_millis())));
@@ -372,7 +370,7 @@ async fn server_ping(cx: Ctx) -> CaseResult {
 
 async fn idle_timeout(cx: Ctx) -> CaseResult {
     let mut conn = cx.open("client").await?;
-    let idle = Duration::from_millis(conn.welcome.as_ref().map_or(0, |w| w.idle_timeout_ms).into());
+    let idle = conn.idle_timeout();
     if idle.is_zero() || idle + Duration::from_secs(1) > cx.target().max_wait {
         return Err(Stop::Skipped(format!("idle_timeout_ms ({} ms) is beyond --max-wait", idle.as_millis())));
     }
@@ -419,12 +417,8 @@ async fn idle_timeout(cx: Ctx) -> CaseResult {
                 after + Duration::from_millis(100) >= idle,
                 format!("closed {} ms after the last frame (idle_timeout_ms {})", after.as_millis(), idle.as_millis()),
             );
-            check_close_form(&cx, &closing);
+            cx.check_close_form(&closing);
         }
     }
     Ok(())
-}
-
-fn show(frame: &v1::ServerFrame) -> String {
-    serde_json::to_string(frame).unwrap_or_else(|_| format!("{frame:?}"))
 }

@@ -4,8 +4,9 @@ use confab_sdk::v1::{self, client_frame::Command, server_frame::Body};
 
 use super::{
     Case, Conn, Ctx, Reply,
-    conn::show_reply,
-    messages::{QUIET, all_sent, by_id, go_live, invite, join, leave, new_room, numbered, send_all, seqs, show_events},
+    conn::{QUIET, by_id, is_error, numbered},
+    events::seqs,
+    show::{show_events_brief, show_reply},
 };
 use crate::{
     outcome::{CaseResult, Stop},
@@ -103,9 +104,9 @@ fn run(from: u64, to: u64) -> Vec<u64> {
 async fn paging(cx: Ctx) -> CaseResult {
     const MESSAGES: usize = 25;
     let (mut ada, _) = cx.user("ada").await?;
-    let room = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
+    let room = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
     let id = room.room_id;
-    all_sent(&send_all(&mut ada, id, &numbered("page", MESSAGES)).await?)?;
+    ada.send_all(id, &numbered("page", MESSAGES)).await?;
     let head = room.head_seq + MESSAGES as u64;
 
     // (direction, anchor, limit) -> (first, last, has_more); first > last: empty.
@@ -191,10 +192,10 @@ async fn limit(cx: Ctx) -> CaseResult {
     if max == 0 || max > 2000 {
         return Err(Stop::Skipped(format!("max_history_page {max}: a room that large is not built here")));
     }
-    let room = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
+    let room = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
     let id = room.room_id;
     // More events than one page: the two of creation and these.
-    all_sent(&send_all(&mut ada, id, &numbered("fill", max as usize + 3)).await?)?;
+    ada.send_all(id, &numbered("fill", max as usize + 3)).await?;
     let head = room.head_seq + u64::from(max) + 3;
 
     for direction in [BACKWARD, FORWARD] {
@@ -231,9 +232,9 @@ async fn limit(cx: Ctx) -> CaseResult {
 
 async fn unknown_direction(cx: Ctx) -> CaseResult {
     let (mut ada, _) = cx.user("ada").await?;
-    let room = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
+    let room = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
     let id = room.room_id;
-    all_sent(&send_all(&mut ada, id, &numbered("dir", 4)).await?)?;
+    ada.send_all(id, &numbered("dir", 4)).await?;
     let backward = ada.history(id, BACKWARD, 0, 3).await?;
 
     if !cx.wire().is_json() {
@@ -241,7 +242,7 @@ async fn unknown_direction(cx: Ctx) -> CaseResult {
             let reply = get_history(&mut ada, id, number, 0, 3).await?;
             cx.check(
                 "HIST-3",
-                matches!(&reply, Err(e) if e.code == v1::ErrorCode::InvalidArgument as i32),
+                is_error(&reply, v1::ErrorCode::InvalidArgument),
                 format!("direction {number} in binary is INVALID_ARGUMENT; got {}", show_reply(&reply)),
             );
         }
@@ -254,12 +255,7 @@ async fn unknown_direction(cx: Ctx) -> CaseResult {
             r#"{{"requestId":"{request_id}","getHistory":{{"room":{{"id":"{id}"}},"direction":{direction},"limit":3}}}}"#
         );
         ada.send_ws_text(text).await?;
-        let frame = ada.reply(request_id).await?;
-        let reply: Reply = match frame.body {
-            Some(Body::Error(e)) => Err(e),
-            Some(body) => Ok(body),
-            None => return Err(Stop::Failed("the reply has no body this suite knows".into())),
-        };
+        let reply = ada.reply_of(request_id).await?;
         let held = page(&reply).is_some_and(|p| p.events == backward.events);
         cx.check(
             "ENC-5",
@@ -279,15 +275,10 @@ async fn visibility(cx: Ctx) -> CaseResult {
     let (mut bob, bob_user) = cx.user("bob").await?;
     let (mut cy, _) = cx.user("cy").await?;
     let (mut dee, dee_user) = cx.user("dee").await?;
-    let public = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
-    let private = new_room(&cx, &mut ada, v1::RoomKind::Private).await?;
-    invite(&mut ada, private.room_id, &bob_user.name).await?;
-    let direct = ada
-        .call(Command::OpenDirect(v1::OpenDirect { username: dee_user.name.clone() }), "RoomInfo", |b| match b {
-            Body::Room(r) => Some(r),
-            _ => None,
-        })
-        .await?;
+    let public = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
+    let private = cx.new_room(&mut ada, v1::RoomKind::Private).await?;
+    ada.invite(by_id(private.room_id), &bob_user.name).await?;
+    let direct = ada.open_direct(&dee_user.name).await?;
     for (n, room) in [&public, &private, &direct].into_iter().enumerate() {
         ada.send_message(room.room_id, "secret or not", &format!("vis-{n}")).await?;
     }
@@ -314,14 +305,14 @@ async fn visibility(cx: Ctx) -> CaseResult {
 
     let reply = get_history(&mut dee, direct.room_id, BACKWARD as i32, 0, 0).await?;
     cx.check("HIST-1", page(&reply).is_some(), format!("the peer reads the DIRECT room: {}", show_page(&reply)));
-    join(&mut bob, private.room_id).await?;
+    bob.join(by_id(private.room_id)).await?;
     let reply = get_history(&mut bob, private.room_id, BACKWARD as i32, 0, 0).await?;
     cx.check(
         "HIST-1",
         page(&reply).is_some(),
         format!("once joined, the invitee reads the PRIVATE room: {}", show_page(&reply)),
     );
-    leave(&mut bob, private.room_id).await?;
+    bob.leave(by_id(private.room_id)).await?;
     let reply = get_history(&mut bob, private.room_id, BACKWARD as i32, 0, 0).await?;
     cx.check_error("HIST-1", &reply, v1::ErrorCode::RoomNotFound);
     Ok(())
@@ -346,11 +337,11 @@ async fn page_budget(cx: Ctx) -> CaseResult {
         ));
         return Ok(());
     }
-    let room = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
+    let room = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
     let id = room.room_id;
     let text = "x".repeat(size);
     let sends: Vec<(String, String)> = (0..needed).map(|i| (text.clone(), format!("big-{i}"))).collect();
-    all_sent(&send_all(&mut ada, id, &sends).await?)?;
+    ada.send_all(id, &sends).await?;
     let head = room.head_seq + needed;
     let json = cx.wire().is_json();
 
@@ -383,11 +374,11 @@ async fn no_subscribe(cx: Ctx) -> CaseResult {
     let (mut ada, _) = cx.user("ada").await?;
     let (mut bob, _) = cx.user("bob").await?;
     let (mut cy, _) = cx.user("cy").await?;
-    let unjoined = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
-    let shared = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
-    join(&mut bob, shared.room_id).await?;
-    join(&mut cy, shared.room_id).await?;
-    go_live(&mut bob).await?;
+    let unjoined = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
+    let shared = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
+    bob.join(by_id(shared.room_id)).await?;
+    cy.join(by_id(shared.room_id)).await?;
+    bob.go_live().await?;
 
     // Bob reads a room he is not in, and twice the one he follows; Cy, who
     // has not resumed, reads the room she is in.
@@ -405,14 +396,14 @@ async fn no_subscribe(cx: Ctx) -> CaseResult {
         format!(
             "the follower gets the one new message of the room it follows (seq {}) and nothing of the room it only read; got {}",
             sent.seq,
-            show_events(&events)
+            show_events_brief(&events)
         ),
     );
     let events = cy.events_until_quiet(QUIET).await?;
     cx.check(
         "HIST-6",
         events.is_empty(),
-        format!("a session that only read history (no Resume) gets no events; got {}", show_events(&events)),
+        format!("a session that only read history (no Resume) gets no events; got {}", show_events_brief(&events)),
     );
     Ok(())
 }

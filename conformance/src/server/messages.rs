@@ -1,26 +1,18 @@
 //! §12 The room log, §13 Sending messages, §14 Idempotency and retries.
-//!
-//! Also the helpers the history, resumption and rate cases share (rooms by
-//! id, pipelined sends, reading a whole log, collecting a resume).
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{collections::BTreeMap, time::Duration};
 
-use confab_sdk::{
-    RoomId,
-    v1::{self, client_frame::Command, room_event::Kind, server_frame::Body},
-};
+use confab_sdk::v1::{self, client_frame::Command, room_event::Kind, server_frame::Body};
 use futures_util::future::join_all;
 
 use super::{
-    Case, Conn, Ctx, Reply, User,
-    conn::{send_message, show_reply},
-    ctx::PASSWORD,
+    Case, Ctx,
+    conn::{QUIET, by_id, is_error, numbered, send_message},
+    events::{is_run, now_ms, plausible_time, seqs, texts},
+    show::{show_event_brief, show_events_brief, show_reply},
 };
 use crate::{
-    outcome::{CaseResult, Stop},
+    outcome::CaseResult,
     wire::{Wire, Wires},
 };
 
@@ -121,199 +113,6 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-// --- shared helpers (history, resume and rate cases use them too) ---
-
-/// How long "nothing more arrives" is watched for.
-pub(super) const QUIET: Duration = Duration::from_millis(300);
-
-pub(super) fn by_id(room_id: u64) -> v1::RoomRef {
-    v1::RoomRef::id(RoomId(room_id))
-}
-
-/// Creates a room with a fresh name.
-pub(super) async fn new_room(cx: &Ctx, conn: &mut Conn, kind: v1::RoomKind) -> CaseResult<v1::RoomInfo> {
-    conn.create_room(&cx.name("room"), kind).await
-}
-
-pub(super) async fn join(conn: &mut Conn, room_id: u64) -> CaseResult<v1::RoomInfo> {
-    conn.join(by_id(room_id)).await
-}
-
-/// A command expecting `Done`.
-pub(super) async fn done(conn: &mut Conn, command: Command, what: &str) -> CaseResult {
-    conn.call(command, what, |b| matches!(b, Body::Done(_)).then_some(())).await
-}
-
-pub(super) async fn leave(conn: &mut Conn, room_id: u64) -> CaseResult {
-    done(conn, Command::LeaveRoom(v1::LeaveRoom { room: Some(by_id(room_id)) }), "Done (LeaveRoom)").await
-}
-
-pub(super) async fn invite(conn: &mut Conn, room_id: u64, username: &str) -> CaseResult {
-    let invite = v1::InviteToRoom { room: Some(by_id(room_id)), username: username.into() };
-    done(conn, Command::InviteToRoom(invite), "Done (InviteToRoom)").await
-}
-
-/// Sends every `(text, txn)` without waiting, then collects the replies in
-/// the order sent.
-pub(super) async fn send_all(conn: &mut Conn, room_id: u64, sends: &[(String, String)]) -> CaseResult<Vec<Reply>> {
-    let mut ids = Vec::with_capacity(sends.len());
-    for (text, txn) in sends {
-        ids.push(conn.command(send_message(room_id, text, txn)).await?);
-    }
-    let mut replies = Vec::with_capacity(ids.len());
-    for id in ids {
-        let frame = conn.reply(id).await?;
-        replies.push(match frame.body {
-            Some(Body::Error(error)) => Err(error),
-            Some(body) => Ok(body),
-            None => return Err(Stop::Failed(format!("the reply to request {id} has no body this suite knows"))),
-        });
-    }
-    Ok(replies)
-}
-
-/// A newly registered user connected on `wire` (for cases that mix wires).
-pub(super) async fn user_on(cx: &Ctx, wire: Wire, who: &str) -> CaseResult<(Conn, User)> {
-    let mut conn = cx.connect_on(wire, who).await?;
-    conn.hello().await?;
-    let name = cx.name(who);
-    let auth = conn.register(&name, PASSWORD).await?;
-    Ok((conn, User::from_auth(&name, PASSWORD, &auth)))
-}
-
-/// `n` sends with texts `{tag} {i}` and transaction ids `{tag}-{i}`.
-pub(super) fn numbered(tag: &str, n: usize) -> Vec<(String, String)> {
-    (0..n).map(|i| (format!("{tag} {i}"), format!("{tag}-{i}"))).collect()
-}
-
-/// The `SendResult` of a reply, or a stop saying what came instead.
-pub(super) fn sent(reply: &Reply) -> CaseResult<&v1::SendResult> {
-    match reply {
-        Ok(Body::Sent(result)) => Ok(result),
-        other => Err(Stop::Failed(format!("expected SendResult, got {}", show_reply(other)))),
-    }
-}
-
-/// Every `SendResult` of `replies`; the first other reply stops the case.
-pub(super) fn all_sent(replies: &[Reply]) -> CaseResult<Vec<v1::SendResult>> {
-    replies.iter().map(|r| sent(r).cloned()).collect()
-}
-
-/// The whole log of a room, read `FORWARD` page by page.
-pub(super) async fn whole_log(conn: &mut Conn, room_id: u64) -> CaseResult<Vec<v1::RoomEvent>> {
-    let mut events: Vec<v1::RoomEvent> = Vec::new();
-    for _ in 0..1000 {
-        let anchor = events.last().map_or(0, |e| e.seq);
-        let page = conn.history(room_id, v1::HistoryDirection::Forward, anchor, 0).await?;
-        let more = page.has_more && !page.events.is_empty();
-        events.extend(page.events);
-        if !more {
-            return Ok(events);
-        }
-    }
-    Err(Stop::Failed(format!("room {room_id}: still more history after 1000 pages")))
-}
-
-pub(super) fn seqs(events: &[v1::RoomEvent]) -> Vec<u64> {
-    events.iter().map(|e| e.seq).collect()
-}
-
-/// The message texts of `events`, in order.
-pub(super) fn texts(events: &[v1::RoomEvent]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            Some(Kind::Message(m)) => Some(m.text.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-pub(super) fn kind_name(event: &v1::RoomEvent) -> &'static str {
-    match &event.kind {
-        Some(Kind::RoomCreated(_)) => "RoomCreated",
-        Some(Kind::MemberJoined(_)) => "MemberJoined",
-        Some(Kind::MemberLeft(_)) => "MemberLeft",
-        Some(Kind::MemberInvited(_)) => "MemberInvited",
-        Some(Kind::Message(_)) => "Message",
-        None => "(no kind)",
-    }
-}
-
-/// An event in a few words: `room 7 e1 #3 Message by ada`.
-pub(super) fn show_event(event: &v1::RoomEvent) -> String {
-    let sender = event.sender.as_ref().map_or("(none)", |u| u.name.as_str());
-    let extra = match &event.kind {
-        Some(Kind::Message(m)) if m.text.len() <= 40 => format!(" {:?}", m.text),
-        Some(Kind::Message(m)) => format!(" ({} bytes)", m.text.len()),
-        Some(Kind::MemberInvited(i)) => format!(" {}", i.invitee.as_ref().map_or("(none)", |u| u.name.as_str())),
-        _ => String::new(),
-    };
-    format!("room {} e{} #{} {} by {sender}{extra}", event.room_id, event.epoch, event.seq, kind_name(event))
-}
-
-pub(super) fn show_events(events: &[v1::RoomEvent]) -> String {
-    if events.is_empty() {
-        return "none".into();
-    }
-    events.iter().map(show_event).collect::<Vec<_>>().join("; ")
-}
-
-/// Whether `seqs` is exactly `from..=to`.
-pub(super) fn is_run(seqs: &[u64], from: u64, to: u64) -> bool {
-    seqs.iter().copied().eq(from..=to)
-}
-
-/// Sends `Resume` and reads until its reply, returning the events pushed
-/// before it (in arrival order) and the `ResumeResult`.
-pub(super) async fn resume_collect(
-    conn: &mut Conn,
-    positions: Vec<v1::RoomPosition>,
-) -> CaseResult<(Vec<v1::RoomEvent>, Reply)> {
-    let request_id = conn.command(Command::Resume(v1::Resume { positions })).await?;
-    let mut before = Vec::new();
-    loop {
-        let frame = conn.frame().await?;
-        match frame.body {
-            Some(body) if frame.request_id == request_id => {
-                return Ok((before, if let Body::Error(e) = body { Err(e) } else { Ok(body) }));
-            }
-            Some(Body::Event(event)) if frame.request_id == 0 => before.push(event),
-            _ => {}
-        }
-    }
-}
-
-/// `Resume` live (no positions) and expect `ResumeResult`.
-pub(super) async fn go_live(conn: &mut Conn) -> CaseResult<v1::ResumeResult> {
-    conn.resume(Vec::new()).await
-}
-
-/// Collects `n` pushed events (each within the reply timeout), then
-/// whatever else arrives until quiet.
-pub(super) async fn events_n(conn: &mut Conn, n: usize) -> CaseResult<Vec<v1::RoomEvent>> {
-    let mut events = Vec::with_capacity(n);
-    while events.len() < n {
-        match conn.event_within(Duration::from_secs(10)).await? {
-            Some(event) => events.push(event),
-            None => break,
-        }
-    }
-    events.extend(conn.events_until_quiet(QUIET).await?);
-    Ok(events)
-}
-
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Whether `time_ms` is a plausible UNIX time in milliseconds for "now"
-/// (within a day of this machine's clock).
-pub(super) fn plausible_time(time_ms: u64) -> bool {
-    const DAY_MS: u64 = 24 * 3600 * 1000;
-    now_ms().abs_diff(time_ms) < DAY_MS
-}
-
 // --- the room log ---
 
 async fn event_kinds(cx: Ctx) -> CaseResult {
@@ -323,15 +122,15 @@ async fn event_kinds(cx: Ctx) -> CaseResult {
     let room_name = cx.name("room");
     let room = ada.create_room(&room_name, v1::RoomKind::Private).await?;
     let id = room.room_id;
-    invite(&mut ada, id, &bob_user.name).await?;
-    join(&mut bob, id).await?;
-    invite(&mut ada, id, &cy_user.name).await?;
-    leave(&mut cy, id).await?; // declines the invitation
+    ada.invite(by_id(id), &bob_user.name).await?;
+    bob.join(by_id(id)).await?;
+    ada.invite(by_id(id), &cy_user.name).await?;
+    cy.leave(by_id(id)).await?; // declines the invitation
     ada.send_message(id, "hello", "log-1").await?;
-    leave(&mut bob, id).await?;
+    bob.leave(by_id(id)).await?;
 
-    let log = whole_log(&mut ada, id).await?;
-    cx.log().note(&format!("log: {}", show_events(&log)));
+    let log = ada.room_log(id).await?;
+    cx.log().note(&format!("log: {}", show_events_brief(&log)));
     let got = seqs(&log);
     cx.check("LOG-2", is_run(&got, 1, 8), format!("seqs 1 to 8 for eight changes, got {got:?}"));
     cx.check(
@@ -347,7 +146,7 @@ async fn event_kinds(cx: Ctx) -> CaseResult {
         cx.check(
             "LOG-1",
             complete,
-            format!("room_id {id}, server_time_ms near now, a sender and a kind: {}", show_event(event)),
+            format!("room_id {id}, server_time_ms near now, a sender and a kind: {}", show_event_brief(event)),
         );
     }
 
@@ -377,7 +176,7 @@ async fn event_kinds(cx: Ctx) -> CaseResult {
         cx.check(
             "LOG-4",
             matches(event) && sender_ok,
-            format!("#{seq}: {kind} sent by user {sender}; got {}", show_event(event)),
+            format!("#{seq}: {kind} sent by user {sender}; got {}", show_event_brief(event)),
         );
     }
     for (seq, invitee) in [(3, &bob_user), (5, &cy_user)] {
@@ -404,7 +203,7 @@ async fn event_kinds(cx: Ctx) -> CaseResult {
 
 async fn invalid_sends(cx: Ctx) -> CaseResult {
     let (mut ada, _) = cx.user("ada").await?;
-    let room = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
+    let room = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
     let id = room.room_id;
     let limits = ada.limits();
     let max = limits.max_message_bytes as usize;
@@ -420,7 +219,11 @@ async fn invalid_sends(cx: Ctx) -> CaseResult {
 
     let mut accepted = Vec::new();
     let reply = ada.request(send_message(id, "longest transaction id", &"t".repeat(64))).await?;
-    cx.check("LIMIT-4", sent(&reply).is_ok(), format!("a 64-byte client_txn_id is accepted: {}", show_reply(&reply)));
+    cx.check(
+        "LIMIT-4",
+        matches!(reply, Ok(Body::Sent(_))),
+        format!("a 64-byte client_txn_id is accepted: {}", show_reply(&reply)),
+    );
     accepted.push("longest transaction id".to_owned());
 
     // The whole frame must fit the frame limit for the text limit to be reached.
@@ -432,7 +235,7 @@ async fn invalid_sends(cx: Ctx) -> CaseResult {
         let reply = ada.request(send_message(id, &wide, "too-long-utf8")).await?;
         cx.check(
             "SEND-1",
-            matches!(&reply, Err(e) if e.code == v1::ErrorCode::MessageTooLong as i32),
+            is_error(&reply, v1::ErrorCode::MessageTooLong),
             format!(
                 "{} characters of 2 bytes ({} bytes) are MESSAGE_TOO_LONG; got {}",
                 max / 2 + 1,
@@ -444,7 +247,7 @@ async fn invalid_sends(cx: Ctx) -> CaseResult {
         let reply = ada.request(send_message(id, &longest, "longest")).await?;
         cx.check(
             "SEND-1",
-            sent(&reply).is_ok(),
+            matches!(reply, Ok(Body::Sent(_))),
             format!("a text of exactly {max} bytes is accepted: {}", show_reply(&reply)),
         );
         accepted.push(longest);
@@ -455,7 +258,7 @@ async fn invalid_sends(cx: Ctx) -> CaseResult {
         ));
     }
 
-    let log = whole_log(&mut ada, id).await?;
+    let log = ada.room_log(id).await?;
     let got = texts(&log);
     cx.check(
         "ERR-3",
@@ -464,7 +267,7 @@ async fn invalid_sends(cx: Ctx) -> CaseResult {
             "only the {} accepted messages are in the log; it holds {} messages: {}",
             accepted.len(),
             got.len(),
-            show_events(&log)
+            show_events_brief(&log)
         ),
     );
     Ok(())
@@ -473,13 +276,13 @@ async fn invalid_sends(cx: Ctx) -> CaseResult {
 async fn not_member(cx: Ctx) -> CaseResult {
     let (mut ada, _) = cx.user("ada").await?;
     let (mut bob, bob_user) = cx.user("bob").await?;
-    let public = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
-    let private = new_room(&cx, &mut ada, v1::RoomKind::Private).await?;
-    let invited = new_room(&cx, &mut ada, v1::RoomKind::Private).await?;
-    invite(&mut ada, invited.room_id, &bob_user.name).await?;
-    let left = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
-    join(&mut bob, left.room_id).await?;
-    leave(&mut bob, left.room_id).await?;
+    let public = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
+    let private = cx.new_room(&mut ada, v1::RoomKind::Private).await?;
+    let invited = cx.new_room(&mut ada, v1::RoomKind::Private).await?;
+    ada.invite(by_id(invited.room_id), &bob_user.name).await?;
+    let left = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
+    bob.join(by_id(left.room_id)).await?;
+    bob.leave(by_id(left.room_id)).await?;
 
     let reply = bob.request(send_message(public.room_id, "hi", "nm-1")).await?;
     cx.check_error("SEND-2", &reply, v1::ErrorCode::NotAMember);
@@ -500,11 +303,11 @@ async fn not_member(cx: Ctx) -> CaseResult {
     cx.check_error("SEND-2", &reply, v1::ErrorCode::RoomNotFound);
 
     for room in [&public, &invited, &left, &private] {
-        let log = whole_log(&mut ada, room.room_id).await?;
+        let log = ada.room_log(room.room_id).await?;
         cx.check(
             "ERR-3",
             texts(&log).is_empty(),
-            format!("no message appended to room {}: {}", room.room_id, show_events(&log)),
+            format!("no message appended to room {}: {}", room.room_id, show_events_brief(&log)),
         );
     }
     Ok(())
@@ -512,8 +315,8 @@ async fn not_member(cx: Ctx) -> CaseResult {
 
 async fn result_matches_event(cx: Ctx) -> CaseResult {
     let (mut ada, ada_user) = cx.user("ada").await?;
-    let room = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
-    go_live(&mut ada).await?;
+    let room = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
+    ada.go_live().await?;
     let before = now_ms();
     let result = ada.send_message(room.room_id, "where is it", "rm-1").await?;
     let after = now_ms();
@@ -548,7 +351,7 @@ async fn result_matches_event(cx: Ctx) -> CaseResult {
             "right after SendResult, history on another connection ends with that event (seq {}, time {}); got {}",
             result.seq,
             result.server_time_ms,
-            stored.map_or("nothing".into(), show_event)
+            stored.map_or("nothing".into(), show_event_brief)
         ),
     );
 
@@ -563,13 +366,13 @@ async fn result_matches_event(cx: Ctx) -> CaseResult {
         matches,
         format!(
             "the event pushed to the sender's session has the SendResult's position and time: {}",
-            show_event(&pushed)
+            show_event_brief(&pushed)
         ),
     );
     cx.check(
         "LOG-1",
         matches!(&pushed.kind, Some(Kind::Message(m)) if m.text == "where is it" && m.client_txn_id == "rm-1"),
-        format!("the pushed event is the Message with its text and client_txn_id: {}", show_event(&pushed)),
+        format!("the pushed event is the Message with its text and client_txn_id: {}", show_event_brief(&pushed)),
     );
     Ok(())
 }
@@ -579,29 +382,29 @@ async fn fan_out(cx: Ctx) -> CaseResult {
     let mut ada2 = cx.reconnect(&ada_user, "ada-2").await?;
     let (mut bob, _) = cx.user("bob").await?;
     let (mut cy, _) = cx.user("cy").await?;
-    let room = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
-    join(&mut bob, room.room_id).await?;
+    let room = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
+    bob.join(by_id(room.room_id)).await?;
     for conn in [&mut ada, &mut ada2, &mut bob, &mut cy] {
-        go_live(conn).await?;
+        conn.go_live().await?;
     }
-    let results = all_sent(&send_all(&mut ada, room.room_id, &numbered("fan", 3)).await?)?;
+    let results = ada.send_all(room.room_id, &numbered("fan", 3)).await?;
     let sent_seqs: Vec<u64> = results.iter().map(|r| r.seq).collect();
 
     for (who, conn) in
         [("the sending session", &mut ada), ("the sender's other session", &mut ada2), ("a member", &mut bob)]
     {
-        let events = events_n(conn, 3).await?;
+        let events = conn.events(3).await?;
         cx.check(
             "SEND-5",
             seqs(&events) == sent_seqs && texts(&events) == ["fan 0", "fan 1", "fan 2"],
-            format!("{who} gets the three messages (seqs {sent_seqs:?}) once each; got {}", show_events(&events)),
+            format!("{who} gets the three messages (seqs {sent_seqs:?}) once each; got {}", show_events_brief(&events)),
         );
     }
     let stray = cy.events_until_quiet(QUIET).await?;
     cx.check(
         "SEND-5",
         stray.is_empty(),
-        format!("a user not in the room gets none of its events; got {}", show_events(&stray)),
+        format!("a user not in the room gets none of its events; got {}", show_events_brief(&stray)),
     );
     Ok(())
 }
@@ -609,9 +412,9 @@ async fn fan_out(cx: Ctx) -> CaseResult {
 async fn session_order(cx: Ctx) -> CaseResult {
     const N: usize = 30;
     let (mut ada, _) = cx.user("ada").await?;
-    let room = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
+    let room = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
     let sends = numbered("order", N);
-    let results = all_sent(&send_all(&mut ada, room.room_id, &sends).await?)?;
+    let results = ada.send_all(room.room_id, &sends).await?;
     let got: Vec<u64> = results.iter().map(|r| r.seq).collect();
     let first = room.head_seq + 1;
     cx.check(
@@ -619,7 +422,7 @@ async fn session_order(cx: Ctx) -> CaseResult {
         is_run(&got, first, first + N as u64 - 1),
         format!("{N} pipelined sends get seqs {first}.. in the order sent; got {got:?}"),
     );
-    let log = whole_log(&mut ada, room.room_id).await?;
+    let log = ada.room_log(room.room_id).await?;
     let want: Vec<String> = sends.iter().map(|(text, _)| text.clone()).collect();
     cx.check(
         "SEND-6",
@@ -639,25 +442,25 @@ async fn concurrent_order(cx: Ctx) -> CaseResult {
     const PER_SENDER: usize = 15;
     let wires: Vec<Wire> = cx.target().wires.clone();
     let (mut owner, _) = cx.user("owner").await?;
-    let room = new_room(&cx, &mut owner, v1::RoomKind::Public).await?;
+    let room = cx.new_room(&mut owner, v1::RoomKind::Public).await?;
     let id = room.room_id;
 
     // Two senders and one follower on each wire.
     let mut senders = Vec::new();
     let mut followers = Vec::new();
     for (i, wire) in wires.iter().chain(wires.iter()).enumerate() {
-        let (mut conn, _) = user_on(&cx, *wire, &format!("sender{i}")).await?;
-        join(&mut conn, id).await?;
+        let (mut conn, _) = cx.user_on(*wire, &format!("sender{i}")).await?;
+        conn.join(by_id(id)).await?;
         senders.push((i, conn));
     }
     for (i, wire) in wires.iter().enumerate() {
-        let (mut conn, _) = user_on(&cx, *wire, &format!("follower{i}")).await?;
-        join(&mut conn, id).await?;
+        let (mut conn, _) = cx.user_on(*wire, &format!("follower{i}")).await?;
+        conn.join(by_id(id)).await?;
         followers.push(conn);
     }
     let mut head = 0;
     for follower in &mut followers {
-        let resumed = go_live(follower).await?;
+        let resumed = follower.go_live().await?;
         head = resumed.rooms.iter().find(|s| s.room_id == id).map_or(0, |s| s.head_seq);
     }
     // The follower that resumed last knows the head every later event follows.
@@ -665,17 +468,17 @@ async fn concurrent_order(cx: Ctx) -> CaseResult {
 
     let sending = senders.into_iter().map(|(i, mut conn)| async move {
         let sends = numbered(&format!("s{i}"), PER_SENDER);
-        let replies = send_all(&mut conn, id, &sends).await;
-        (i, replies, conn)
+        let results = conn.send_all(id, &sends).await;
+        (i, results, conn)
     });
     let mut by_sender: BTreeMap<usize, Vec<v1::SendResult>> = BTreeMap::new();
-    for (i, replies, _conn) in join_all(sending).await {
-        by_sender.insert(i, all_sent(&replies?)?);
+    for (i, results, _conn) in join_all(sending).await {
+        by_sender.insert(i, results?);
     }
 
     let mut orders = Vec::new();
     for (n, follower) in followers.iter_mut().enumerate() {
-        let events = events_n(follower, total).await?;
+        let events = follower.events(total).await?;
         let mine: Vec<v1::RoomEvent> = events.into_iter().filter(|e| e.seq > head).collect();
         let got = seqs(&mine);
         cx.check(
@@ -698,7 +501,7 @@ async fn concurrent_order(cx: Ctx) -> CaseResult {
     );
     // Read from a follower: the owner's connection may have idled out.
     let Some(reader) = followers.first_mut() else { return Ok(()) };
-    let log = whole_log(reader, id).await?;
+    let log = reader.room_log(id).await?;
     let logged: Vec<v1::RoomEvent> = log.into_iter().filter(|e| e.seq > head).collect();
     cx.check(
         "SEND-5",
@@ -734,41 +537,45 @@ async fn concurrent_order(cx: Ctx) -> CaseResult {
 async fn duplicate(cx: Ctx) -> CaseResult {
     let (mut ada, _) = cx.user("ada").await?;
     let (mut bob, _) = cx.user("bob").await?;
-    let room = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
-    join(&mut bob, room.room_id).await?;
-    go_live(&mut bob).await?;
+    let room = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
+    bob.join(by_id(room.room_id)).await?;
+    bob.go_live().await?;
     let first = ada.send_message(room.room_id, "only once", "dup-1").await?;
-    let pushed = events_n(&mut bob, 1).await?;
+    let pushed = bob.events(1).await?;
     cx.check(
         "IDEM-2",
         seqs(&pushed) == [first.seq],
-        format!("the first send is pushed once (seq {}); got {}", first.seq, show_events(&pushed)),
+        format!("the first send is pushed once (seq {}); got {}", first.seq, show_events_brief(&pushed)),
     );
 
     let again = ada.send_message(room.room_id, "only once", "dup-1").await?;
     let original = v1::SendResult { duplicate: true, ..first };
     cx.check("IDEM-2", again == original, format!("the retry gets {original:?}; got {again:?}"));
     let pushed = bob.events_until_quiet(QUIET).await?;
-    cx.check("IDEM-2", pushed.is_empty(), format!("the retry pushes nothing; got {}", show_events(&pushed)));
+    cx.check("IDEM-2", pushed.is_empty(), format!("the retry pushes nothing; got {}", show_events_brief(&pushed)));
 
     // Still recognised after more messages were appended.
-    all_sent(&send_all(&mut ada, room.room_id, &numbered("later", 5)).await?)?;
+    ada.send_all(room.room_id, &numbered("later", 5)).await?;
     let late = ada.send_message(room.room_id, "only once", "dup-1").await?;
     cx.check(
         "IDEM-1",
         late == original,
         format!("a retry after five later messages still gets {original:?}; got {late:?}"),
     );
-    let log = whole_log(&mut ada, room.room_id).await?;
+    let log = ada.room_log(room.room_id).await?;
     let copies = texts(&log).iter().filter(|t| *t == "only once").count();
-    cx.check("IDEM-2", copies == 1, format!("the log holds the message once, found {copies}: {}", show_events(&log)));
+    cx.check(
+        "IDEM-2",
+        copies == 1,
+        format!("the log holds the message once, found {copies}: {}", show_events_brief(&log)),
+    );
     Ok(())
 }
 
 async fn conflict(cx: Ctx) -> CaseResult {
     let (mut ada, _) = cx.user("ada").await?;
-    let room = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
-    let other = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
+    let room = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
+    let other = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
     ada.send_message(room.room_id, "first text", "cf-1").await?;
 
     let reply = ada.request(send_message(room.room_id, "second text", "cf-1")).await?;
@@ -776,22 +583,22 @@ async fn conflict(cx: Ctx) -> CaseResult {
     let reply = ada.request(send_message(other.room_id, "first text", "cf-1")).await?;
     cx.check_error("IDEM-3", &reply, v1::ErrorCode::TxnConflict);
 
-    let log = whole_log(&mut ada, room.room_id).await?;
+    let log = ada.room_log(room.room_id).await?;
     cx.check(
         "ERR-3",
         texts(&log) == ["first text"],
-        format!("the room holds only the first message: {}", show_events(&log)),
+        format!("the room holds only the first message: {}", show_events_brief(&log)),
     );
-    let log = whole_log(&mut ada, other.room_id).await?;
-    cx.check("ERR-3", texts(&log).is_empty(), format!("the other room holds no message: {}", show_events(&log)));
+    let log = ada.room_log(other.room_id).await?;
+    cx.check("ERR-3", texts(&log).is_empty(), format!("the other room holds no message: {}", show_events_brief(&log)));
     Ok(())
 }
 
 async fn per_user(cx: Ctx) -> CaseResult {
     let (mut ada, ada_user) = cx.user("ada").await?;
     let (mut bob, _) = cx.user("bob").await?;
-    let room = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
-    join(&mut bob, room.room_id).await?;
+    let room = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
+    bob.join(by_id(room.room_id)).await?;
     let ada_result = ada.send_message(room.room_id, "same words", "shared-txn").await?;
     let bob_result = bob.send_message(room.room_id, "same words", "shared-txn").await?;
     cx.check(
@@ -810,16 +617,20 @@ async fn per_user(cx: Ctx) -> CaseResult {
         retried == original,
         format!("a retry on another session of the same user gets {original:?}; got {retried:?}"),
     );
-    let log = whole_log(&mut ada, room.room_id).await?;
+    let log = ada.room_log(room.room_id).await?;
     let copies = texts(&log).iter().filter(|t| *t == "same words").count();
-    cx.check("IDEM-4", copies == 2, format!("two messages (one per user), found {copies}: {}", show_events(&log)));
+    cx.check(
+        "IDEM-4",
+        copies == 2,
+        format!("two messages (one per user), found {copies}: {}", show_events_brief(&log)),
+    );
     Ok(())
 }
 
 async fn retry_after_drop(cx: Ctx) -> CaseResult {
     const N: usize = 5;
     let (mut ada, ada_user) = cx.user("ada").await?;
-    let room = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
+    let room = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
     let sends = numbered("dropped", N);
     // The first sends have time to reach the server, the last are cut off
     // with the connection; no reply is read, so the client cannot know
@@ -833,8 +644,8 @@ async fn retry_after_drop(cx: Ctx) -> CaseResult {
     ada.close().await;
 
     let mut again = cx.reconnect(&ada_user, "ada-again").await?;
-    let results = all_sent(&send_all(&mut again, room.room_id, &sends).await?)?;
-    let log = whole_log(&mut again, room.room_id).await?;
+    let results = again.send_all(room.room_id, &sends).await?;
+    let log = again.room_log(room.room_id).await?;
     let want: Vec<String> = sends.iter().map(|(text, _)| text.clone()).collect();
     cx.check(
         "IDEM-4",
@@ -850,7 +661,7 @@ async fn retry_after_drop(cx: Ctx) -> CaseResult {
             same && result.epoch == room.epoch,
             format!(
                 "the retry of {txn} is answered with the position of its one event; got {result:?}, the log has {}",
-                event.map_or("nothing there".into(), show_event)
+                event.map_or("nothing there".into(), show_event_brief)
             ),
         );
     }

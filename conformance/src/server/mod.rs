@@ -3,15 +3,25 @@
 //!
 //! A case is an async function of a [`Ctx`]; it opens connections through
 //! the context (so every frame lands in its frame log), makes checks that
-//! cite requirement ids, and stops early with a [`Stop`] when it cannot go
-//! on. The runner runs every case on every wire it applies to, a few at a
-//! time, each bounded in time.
+//! cite requirement ids, and stops early with a
+//! [`Stop`](crate::outcome::Stop) when it cannot go on. The runner runs
+//! every case on every wire it applies to, a few at a time, each bounded in
+//! time.
+//!
+//! What the cases share: [`Ctx`] (`ctx.rs`: connections, accounts, checks),
+//! [`Conn`] (`conn.rs`: one logged connection), `hand.rs` (connections and
+//! frames made by hand, below `Conn`), `show.rs` (what check details say)
+//! and `events.rs` (room events compared). Every other module holds the
+//! cases of one or a few sections of the spec.
 
 mod auth;
 mod conn;
 mod ctx;
+mod encoding;
+mod envelope;
+mod events;
 mod expiry;
-mod framing;
+mod hand;
 mod handshake;
 mod history;
 mod messages;
@@ -19,6 +29,8 @@ mod rate;
 mod resume;
 mod rooms;
 mod show;
+mod state;
+mod transport;
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -69,7 +81,10 @@ impl Case {
 pub fn cases() -> Vec<Case> {
     [
         handshake::cases(),
-        framing::cases(),
+        transport::cases(),
+        encoding::cases(),
+        envelope::cases(),
+        state::cases(),
         auth::cases(),
         expiry::cases(),
         rooms::cases(),

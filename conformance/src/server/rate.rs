@@ -13,8 +13,9 @@ use confab_sdk::v1::{self, client_frame::Command, server_frame::Body};
 
 use super::{
     Case, Conn, Ctx, Reply,
-    conn::{send_message, show_reply},
-    messages::{new_room, texts, whole_log},
+    conn::{login_command, send_message},
+    events::texts,
+    show::show_reply,
 };
 use crate::{outcome::CaseResult, wire::Wires};
 
@@ -164,11 +165,11 @@ async fn retry_after(cx: &Ctx, conn: &mut Conn, error: &v1::Error, what: &str, c
 
 async fn sends(cx: Ctx) -> CaseResult {
     let (mut ada, _) = cx.user("ada").await?;
-    let room = new_room(&cx, &mut ada, v1::RoomKind::Public).await?;
+    let room = cx.new_room(&mut ada, v1::RoomKind::Public).await?;
     let id = room.room_id;
     let found = hammer(&mut ada, 50, None, |i| send_message(id, &format!("rate {i}"), &format!("rate-{i}"))).await?;
     let Some(error) = grade(&cx, "SEND-3", "messages", &found) else { return Ok(()) };
-    let log = whole_log(&mut ada, id).await?;
+    let log = ada.room_log(id).await?;
     let appended = texts(&log).len();
     cx.check(
         "ERR-3",
@@ -187,7 +188,7 @@ async fn sends(cx: Ctx) -> CaseResult {
 async fn guest_sends(cx: Ctx) -> CaseResult {
     let mut guest = cx.open("guest").await?;
     guest.guest(&cx.name("guest")).await?;
-    let room = new_room(&cx, &mut guest, v1::RoomKind::Public).await?;
+    let room = cx.new_room(&mut guest, v1::RoomKind::Public).await?;
     let id = room.room_id;
     let found = hammer(&mut guest, 25, None, |i| send_message(id, &format!("rate {i}"), &format!("rate-{i}"))).await?;
     let Some(error) = grade(&cx, "SEND-3", "guest messages", &found) else { return Ok(()) };
@@ -204,11 +205,7 @@ async fn logins(cx: Ctx) -> CaseResult {
     let mut conn = cx.open("client").await?;
     let username = cx.name("nobody");
     let found = hammer(&mut conn, 10, Some(v1::ErrorCode::InvalidCredentials), |_| {
-        Command::Login(v1::Login {
-            username: username.clone(),
-            password: "not the password".into(),
-            device_name: "conformance".into(),
-        })
+        login_command(&username, "not the password", "conformance")
     })
     .await?;
     // No retry check here: the limit is per address, which every other

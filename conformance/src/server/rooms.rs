@@ -1,32 +1,23 @@
 //! §11 Rooms: creating, joining, leaving, inviting, listing, direct
 //! conversations, room references and what `RoomInfo` says. Also the
-//! room helpers the account cases share (names in mixed case, members,
-//! the shape of a log).
-
-use std::time::Duration;
+//! helpers the account cases share (names in mixed case, members).
 
 use confab_sdk::v1::{self, ErrorCode, client_frame::Command, server_frame::Body};
 
 use super::{
     Case, Ctx, Reply,
-    conn::{by_id, by_name, show_reply},
-    show::{show_event, show_info, show_log, show_members, show_ref, show_rooms},
+    conn::{LONG_QUIET, by_id, by_name},
+    events::{Kind, PLAUSIBLE_MS, kind, sender, shape},
+    show::{show_event, show_info, show_log, show_members, show_ref, show_reply, show_rooms},
 };
 use crate::{outcome::CaseResult, wire::Wires};
 
 const FEATURE: &str = "Rooms";
 
-/// Long enough to be sure nothing more is coming.
-pub(super) const QUIET: Duration = Duration::from_millis(500);
-
 /// A room id no server has handed out in this run (ids are small counters
 /// in practice; nothing in the spec forbids this one, but no server makes
 /// 2^62 rooms).
 const NO_SUCH_ROOM: u64 = (1 << 62) + 7;
-
-/// The earliest plausible UNIX time in milliseconds (2020-09-13), to tell
-/// a timestamp from a counter or a duration.
-pub(super) const PLAUSIBLE_MS: u64 = 1_600_000_000_000;
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -479,9 +470,9 @@ async fn invitation(cx: Ctx) -> CaseResult {
     let mut bob2 = cx.reconnect(&b, "bob").await?;
     let name = cx.name("club");
     let room = alice.create_room(&name, v1::RoomKind::Private).await?;
-    alice.resume(vec![]).await?;
-    bob.resume(vec![]).await?;
-    bob2.resume(vec![]).await?;
+    alice.go_live().await?;
+    bob.go_live().await?;
+    bob2.go_live().await?;
 
     let reply = alice.try_invite(by_id(room.room_id), &shout(&b.name)).await?;
     cx.ensure("ROOM-6", matches!(reply, Ok(Body::Done(_))), format!("InviteToRoom: {}", show_reply(&reply)))?;
@@ -591,7 +582,7 @@ async fn leave(cx: Ctx) -> CaseResult {
     let name = cx.name("exit");
     let room = alice.create_room(&name, v1::RoomKind::Public).await?;
     bob.join(by_id(room.room_id)).await?;
-    bob.resume(vec![]).await?;
+    bob.go_live().await?;
     alice.send_message(room.room_id, "before", &cx.name("txn")).await?;
     let first = bob.event().await?;
     cx.ensure(
@@ -602,7 +593,7 @@ async fn leave(cx: Ctx) -> CaseResult {
 
     let reply = bob.try_leave(by_name(&name)).await?;
     cx.ensure("ROOM-5", matches!(reply, Ok(Body::Done(_))), format!("LeaveRoom: {}", show_reply(&reply)))?;
-    let pushed = bob.events_until_quiet(QUIET).await?;
+    let pushed = bob.events_until_quiet(LONG_QUIET).await?;
     cx.check(
         "ROOM-5",
         pushed.last().is_some_and(|e| kind(e) == Kind::Left && sender(e) == b.id && e.seq == first.seq + 1),
@@ -613,7 +604,7 @@ async fn leave(cx: Ctx) -> CaseResult {
         ),
     );
     alice.send_message(room.room_id, "after", &cx.name("txn")).await?;
-    let late = bob.event_within(QUIET).await?;
+    let late = bob.event_within(LONG_QUIET).await?;
     cx.check(
         "ROOM-5",
         late.is_none(),
@@ -1083,36 +1074,4 @@ pub(super) fn has_member(
             && m.membership() == membership
             && role.is_none_or(|role| m.role() == role)
     })
-}
-
-/// The kind of a room event, for comparing logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Kind {
-    Created,
-    Joined,
-    Left,
-    Invited,
-    Message,
-    Unknown,
-}
-
-pub(super) fn kind(event: &v1::RoomEvent) -> Kind {
-    use v1::room_event::Kind as K;
-    match event.kind {
-        Some(K::RoomCreated(_)) => Kind::Created,
-        Some(K::MemberJoined(_)) => Kind::Joined,
-        Some(K::MemberLeft(_)) => Kind::Left,
-        Some(K::MemberInvited(_)) => Kind::Invited,
-        Some(K::Message(_)) => Kind::Message,
-        None => Kind::Unknown,
-    }
-}
-
-pub(super) fn sender(event: &v1::RoomEvent) -> u64 {
-    event.sender.as_ref().map_or(0, |u| u.user_id)
-}
-
-/// `(seq, kind, sender id)` of each event.
-pub(super) fn shape(log: &[v1::RoomEvent]) -> Vec<(u64, Kind, u64)> {
-    log.iter().map(|e| (e.seq, kind(e), sender(e))).collect()
 }

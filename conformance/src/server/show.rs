@@ -1,7 +1,49 @@
-//! Rooms, members and room events in a few words, for the details of
-//! checks (a client author reads them in the report).
+//! Replies, frames, rooms, members and room events in a few words, for the
+//! details of checks (a client author reads them in the report).
 
 use confab_sdk::v1;
+
+use super::{conn::Reply, events::kind};
+use crate::outcome::CaseResult;
+
+/// A reply: the error code and message, or the body as JSON.
+pub fn show_reply(reply: &Reply) -> String {
+    match reply {
+        Err(error) => error.to_string(),
+        Ok(body) => {
+            let frame = v1::ServerFrame { request_id: 0, body: Some(body.clone()) };
+            serde_json::to_string(&frame).unwrap_or_else(|_| "<unprintable>".into())
+        }
+    }
+}
+
+/// A reply in a word or two (the kind of body, or the error): for details
+/// about replies that carry tokens.
+pub fn show_reply_kind(reply: &Reply) -> String {
+    match reply {
+        Err(error) => error.to_string(),
+        Ok(body) => {
+            let frame = v1::ServerFrame { request_id: 0, body: Some(body.clone()) };
+            match serde_json::to_value(&frame) {
+                Ok(serde_json::Value::Object(object)) => object.keys().cloned().collect::<Vec<_>>().join(", "),
+                _ => "a reply".into(),
+            }
+        }
+    }
+}
+
+/// A whole frame as JSON.
+pub fn show_frame(frame: &v1::ServerFrame) -> String {
+    serde_json::to_string(frame).unwrap_or_else(|_| format!("{frame:?}"))
+}
+
+/// A step that either succeeded (`ok`) or stopped (why).
+pub fn show_result<T>(result: &CaseResult<T>, ok: &str) -> String {
+    match result {
+        Ok(_) => ok.into(),
+        Err(stop) => stop.to_string(),
+    }
+}
 
 /// A room reference as the case sent it.
 pub fn show_ref(room: &v1::RoomRef) -> String {
@@ -28,6 +70,29 @@ pub fn show_event(event: &v1::RoomEvent) -> String {
         None => "an event of unknown kind".into(),
     };
     format!("room {} seq {} {what} by {who}", event.room_id, event.seq)
+}
+
+/// An event in fewer words, with its epoch and without ids:
+/// `room 7 e1 #3 Message by ada "hi"` (a long text by its length).
+pub fn show_event_brief(event: &v1::RoomEvent) -> String {
+    let sender = event.sender.as_ref().map_or("(none)", |u| u.name.as_str());
+    let extra = match &event.kind {
+        Some(v1::room_event::Kind::Message(m)) if m.text.len() <= 40 => format!(" {:?}", m.text),
+        Some(v1::room_event::Kind::Message(m)) => format!(" ({} bytes)", m.text.len()),
+        Some(v1::room_event::Kind::MemberInvited(i)) => {
+            format!(" {}", i.invitee.as_ref().map_or("(none)", |u| u.name.as_str()))
+        }
+        _ => String::new(),
+    };
+    format!("room {} e{} #{} {} by {sender}{extra}", event.room_id, event.epoch, event.seq, kind(event).name())
+}
+
+/// Events in brief ([`show_event_brief`]), `none` when empty.
+pub fn show_events_brief(events: &[v1::RoomEvent]) -> String {
+    if events.is_empty() {
+        return "none".into();
+    }
+    events.iter().map(show_event_brief).collect::<Vec<_>>().join("; ")
 }
 
 /// Events (a log or what was pushed), `no events` when empty.
