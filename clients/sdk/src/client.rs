@@ -72,6 +72,14 @@ pub struct ClientOptions {
     pub request_timeout: Option<Duration>,
     /// Reconnect pacing after a connection is lost.
     pub reconnect: ReconnectPolicy,
+    /// How many times in a row a send refused with a temporary error
+    /// (`RATE_LIMITED`, `UNAVAILABLE`, `INTERNAL`) is kept and sent again,
+    /// with its transaction id, after the server's `retry_after_ms` (or a
+    /// backoff), before [`Client::send`] returns the error; across
+    /// reconnects too (protocol IDEM-5). An error asking for a wait longer
+    /// than `request_timeout` is returned at once. 0 returns the first one.
+    /// Default 8.
+    pub send_retries: u32,
     /// Whether to receive room events (the SDK sends `Resume` once logged
     /// in). Turn off for one-shot requests that never read events. Default on.
     pub receive_events: bool,
@@ -99,6 +107,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Some(Duration::from_secs(30)),
             reconnect: ReconnectPolicy::default(),
+            send_retries: 8,
             receive_events: true,
             event_buffer: 4096,
             max_frame_bytes: 16 << 20,
@@ -210,6 +219,8 @@ impl Client {
                 receive_events: options.receive_events,
                 handshake_timeout: options.connect_timeout,
                 max_buffered_events: options.event_buffer.max(1),
+                send_retries: options.send_retries,
+                max_retry_wait: options.request_timeout.unwrap_or(Duration::MAX),
             },
             now(),
         );
@@ -543,11 +554,12 @@ struct Driver {
 
 impl Driver {
     async fn run(mut self, first: Connection) {
+        let encoding = first.encoding;
         let mut conn = Some(first);
         let mut backoff: Option<Pin<Box<tokio::time::Sleep>>> = None;
         let mut connecting: Option<Connecting> = None;
         let mut attempt: u32 = 0;
-        self.core.on_connected(now());
+        self.core.on_connected(now(), encoding);
         let (reason, polite) = loop {
             // Publish first: a caller woken by its reply must see the
             // tokens and user that reply brought.
@@ -593,11 +605,8 @@ impl Driver {
                     }
                 }
                 Step::Incoming(Incoming::Frame(frame)) => self.core.on_frame(now(), frame),
-                Step::Incoming(Incoming::Closed { code, reason }) => {
-                    let (error, stop) = transport_closed(code, reason);
-                    self.core.on_transport_lost(error, stop);
-                }
-                Step::Incoming(Incoming::Failed(error)) => self.core.on_transport_lost(error, false),
+                Step::Incoming(Incoming::Closed { code, reason }) => self.core.on_transport_closed(code, reason),
+                Step::Incoming(Incoming::Failed(error)) => self.core.on_transport_lost(error),
                 Step::Deadline => self.core.on_timeout(now()),
                 Step::BackoffOver => {
                     backoff = None;
@@ -612,8 +621,9 @@ impl Driver {
                     if connection.fingerprint.is_some() {
                         lock(&self.shared).fingerprint = connection.fingerprint;
                     }
+                    let encoding = connection.encoding;
                     conn = Some(connection);
-                    self.core.on_connected(now());
+                    self.core.on_connected(now(), encoding);
                 }
                 Step::Connected(Err(error)) => {
                     connecting = None;
@@ -749,16 +759,6 @@ impl Driver {
     }
 }
 
-/// How the transport's end reads: a stop-range close code is final.
-fn transport_closed(code: Option<i32>, reason: String) -> (Error, bool) {
-    match code {
-        Some(code) if (4500..5000).contains(&code) => (Error::Closed { code, reason }, true),
-        Some(code) if (4000..4500).contains(&code) => (Error::Closed { code, reason }, false),
-        _ if reason.is_empty() => (Error::Transport("the server closed the connection".into()), false),
-        _ => (Error::Transport(format!("the server closed the connection: {reason}")), false),
-    }
-}
-
 async fn reserve(writer: Option<mpsc::Sender<bytes::Bytes>>) -> Option<mpsc::OwnedPermit<bytes::Bytes>> {
     match writer {
         Some(writer) => writer.reserve_owned().await.ok(),
@@ -797,14 +797,6 @@ async fn wait_connecting(connecting: &mut Option<Connecting>) -> Result<Connecti
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn transport_close_codes_split_into_reconnect_and_stop() {
-        assert!(matches!(transport_closed(Some(4502), "too large".into()), (Error::Closed { code: 4502, .. }, true)));
-        assert!(matches!(transport_closed(Some(4003), "busy".into()), (Error::Closed { code: 4003, .. }, false)));
-        assert!(matches!(transport_closed(Some(1006), String::new()), (Error::Transport(_), false)));
-        assert!(matches!(transport_closed(None, String::new()), (Error::Transport(_), false)));
-    }
 
     #[test]
     fn transaction_ids_are_fresh_and_within_limits() {

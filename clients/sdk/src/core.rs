@@ -20,8 +20,16 @@
 //!
 //! Requests submitted before `Ready` wait in a queue. When a connection
 //! drops, requests that were never written, sends (same `client_txn_id`, the
-//! server deduplicates) and idempotent reads go back to the front of the
-//! queue; the others fail with [`Error::ConnectionLost`].
+//! server deduplicates) and idempotent reads go back to the queue, in the
+//! order the application made them; the others fail with
+//! [`Error::ConnectionLost`]. A send refused with a temporary error stays too:
+//! it goes again after the server's `retry_after_ms` (IDEM-5, LIMIT-3).
+//!
+//! A `Close` frame is announced at once, but what follows (reconnect or
+//! stop) waits for the transport's close code, which decides when the two
+//! disagree (CLOSE-3); a frame whose transport never closes decides alone
+//! after [`CLOSE_CODE_WAIT`]. No application request goes out in a frame
+//! over the limit `Welcome` states (LIMIT-1).
 
 use std::{
     collections::{BTreeMap, BTreeSet, VecDeque},
@@ -29,7 +37,7 @@ use std::{
 };
 
 use confab_protocol::{
-    Epoch, RoomId, Seq,
+    Encoding, Epoch, RoomId, Seq, codec,
     liveness::{Liveness, LivenessAction},
     resume::{Observation, Positions},
     v1::{self, ClientFrame, client_frame::Command, server_frame::Body},
@@ -50,6 +58,12 @@ pub(crate) struct CoreConfig {
     /// Room events kept for the application before further ones are
     /// dropped unobserved (and replayed by a `Resume` once it catches up).
     pub max_buffered_events: usize,
+    /// Temporary errors a send may meet in a row and still be kept and sent
+    /// again (IDEM-5); the next one is the application's. 0: the first is.
+    pub send_retries: u32,
+    /// A temporary error asking for a longer wait than this goes to the
+    /// application at once (it would have stopped waiting).
+    pub max_retry_wait: Duration,
 }
 
 /// What the driver must do with the current connection.
@@ -81,7 +95,20 @@ pub(crate) enum Phase {
 struct AppRequest<R> {
     command: Command,
     reply: R,
+    /// When the application made it, among all its requests: requests that
+    /// go again after a reconnect keep this order (IDEM-5).
+    order: u64,
+    /// Temporary errors met in a row (sends only).
+    temporary_errors: u32,
 }
+
+/// How long a `Close` frame waits for the transport's close code.
+pub(crate) const CLOSE_CODE_WAIT: Duration = Duration::from_secs(3);
+
+/// Backoff for a temporary error without `retry_after_ms` (ERR-4): the
+/// first delay, doubled on each retry up to the cap.
+const TEMPORARY_RETRY_DELAY: Duration = Duration::from_secs(1);
+const TEMPORARY_RETRY_MAX_DELAY: Duration = Duration::from_secs(30);
 
 /// Why a request id is in flight.
 enum Purpose<R> {
@@ -105,6 +132,9 @@ pub(crate) struct ClientCore<R> {
     /// Application requests waiting for `Ready`. Grows only with requests
     /// the application is awaiting.
     queue: VecDeque<AppRequest<R>>,
+    /// Sends refused with a temporary error, each with when it goes again.
+    delayed: Vec<(Instant, AppRequest<R>)>,
+    next_order: u64,
     /// Frames for the driver to write, in order.
     transmit: VecDeque<ClientFrame>,
     replies: VecDeque<(R, Result<Body, Error>)>,
@@ -130,6 +160,12 @@ pub(crate) struct ClientCore<R> {
     liveness: Option<Liveness>,
     last_received: Instant,
     idle_timeout: Duration,
+    /// The encoding of the current connection, for frame sizes.
+    encoding: Encoding,
+    /// The `Close` frame of this connection, waiting for the transport's
+    /// close code until `close_deadline`.
+    close_frame: Option<v1::Close>,
+    close_deadline: Option<Instant>,
 }
 
 impl<R> ClientCore<R> {
@@ -141,6 +177,8 @@ impl<R> ClientCore<R> {
             next_request_id: 1,
             pending: BTreeMap::new(),
             queue: VecDeque::new(),
+            delayed: Vec::new(),
+            next_order: 0,
             transmit: VecDeque::new(),
             replies: VecDeque::new(),
             events: VecDeque::new(),
@@ -157,6 +195,9 @@ impl<R> ClientCore<R> {
             welcome: None,
             liveness: None,
             last_received: now,
+            encoding: Encoding::Proto,
+            close_frame: None,
+            close_deadline: None,
         }
     }
 
@@ -185,7 +226,9 @@ impl<R> ClientCore<R> {
 
     /// An application request; answered through `reply`.
     pub fn submit(&mut self, command: Command, reply: R) {
-        let request = AppRequest { command, reply };
+        let order = self.next_order;
+        self.next_order += 1;
+        let request = AppRequest { command, reply, order, temporary_errors: 0 };
         if self.phase == Phase::Ready && self.queue.is_empty() {
             self.send_app(request);
         } else {
@@ -210,8 +253,11 @@ impl<R> ClientCore<R> {
     }
 
     /// A transport is up: start the handshake.
-    pub fn on_connected(&mut self, now: Instant) {
+    pub fn on_connected(&mut self, now: Instant, encoding: Encoding) {
         self.phase = Phase::Hello;
+        self.encoding = encoding;
+        self.close_frame = None;
+        self.close_deadline = None;
         self.authenticated = false;
         self.announced = false;
         self.welcome = None;
@@ -234,32 +280,63 @@ impl<R> ClientCore<R> {
         self.phase = Phase::Disconnected;
         self.authenticated = false;
         self.liveness = None;
+        self.close_frame = None;
+        self.close_deadline = None;
         self.resume_in_flight = false;
         self.resume_again = false;
         // The next connection's Resume replays whatever was dropped.
         self.events_dropped = false;
-        let mut retry = VecDeque::new();
+        let mut retry = Vec::new();
         for (id, purpose) in std::mem::take(&mut self.pending) {
             if let Purpose::App(request) = purpose {
                 if unsent.contains(&id) || retried_after_reconnect(&request.command) {
-                    retry.push_back(request);
+                    retry.push(request);
                 } else {
                     self.replies.push_back((request.reply, Err(Error::ConnectionLost)));
                 }
             }
         }
+        retry.extend(self.delayed.drain(..).map(|(_, request)| request));
         retry.extend(self.queue.drain(..));
-        self.queue = retry;
+        // As the application made them (IDEM-5: sends in their original order).
+        retry.sort_by_key(|request| request.order);
+        self.queue = retry.into();
     }
 
-    /// The transport ended or failed without a `Close` frame: reconnect, or
-    /// stop when `stop` (a stop-range close code on the transport).
-    pub fn on_transport_lost(&mut self, error: Error, stop: bool) {
-        if stop {
-            self.set_action(Action::Stop(error));
-        } else {
-            self.set_action(Action::Reconnect { error, min_delay: Duration::ZERO });
-        }
+    /// The transport closed, with the WebSocket status or QUIC application
+    /// error code it gave. A code of 4000-4999 decides (CLOSE-3), whatever
+    /// the `Close` frame said; without one, the frame decides; without
+    /// either, the connection was lost: reconnect.
+    pub fn on_transport_closed(&mut self, code: Option<i32>, reason: String) {
+        self.close_deadline = None;
+        let frame = self.close_frame.take();
+        let action = match (code.filter(|c| (4000..5000).contains(c)), frame) {
+            (Some(code), frame) => {
+                let reason = if reason.is_empty() { frame.map(|f| f.reason).unwrap_or_default() } else { reason };
+                close_action(code, reason)
+            }
+            (None, Some(frame)) => close_action(frame.code, frame.reason),
+            (None, None) => {
+                let error = if reason.is_empty() {
+                    Error::Transport("the server closed the connection".into())
+                } else {
+                    Error::Transport(format!("the server closed the connection: {reason}"))
+                };
+                Action::Reconnect { error, min_delay: Duration::ZERO }
+            }
+        };
+        self.set_action(action);
+    }
+
+    /// Reading or writing failed: reconnect (or do what a `Close` frame
+    /// received before said).
+    pub fn on_transport_lost(&mut self, error: Error) {
+        self.close_deadline = None;
+        let action = match self.close_frame.take() {
+            Some(frame) => close_action(frame.code, frame.reason),
+            None => Action::Reconnect { error, min_delay: Duration::ZERO },
+        };
+        self.set_action(action);
     }
 
     /// The client stops for good: every waiting request fails with `error`.
@@ -280,7 +357,7 @@ impl<R> ClientCore<R> {
             liveness.on_received(now);
         }
         if frame.request_id == 0 {
-            self.on_push(frame.body);
+            self.on_push(now, frame.body);
             return;
         }
         let Some(purpose) = self.pending.remove(&frame.request_id) else {
@@ -293,7 +370,7 @@ impl<R> ClientCore<R> {
             None => Err(Error::Protocol("the server answered with a reply kind this client does not know".into())),
         };
         match purpose {
-            Purpose::App(request) => self.on_app_reply(request, result),
+            Purpose::App(request) => self.on_app_reply(now, request, result),
             Purpose::Hello => self.on_welcome(now, result),
             Purpose::Authenticate { after_refresh } => self.on_authenticated(result, after_refresh),
             Purpose::Refresh => self.on_refreshed(result),
@@ -302,8 +379,24 @@ impl<R> ClientCore<R> {
         }
     }
 
-    /// Time passed: send a keep-alive `Ping`, or give up on a silent server.
+    /// Time passed: act on a `Close` frame whose transport stayed open, send
+    /// sends due again, send a keep-alive `Ping`, or give up on a silent
+    /// server.
     pub fn on_timeout(&mut self, now: Instant) {
+        if self.close_deadline.is_some_and(|deadline| now >= deadline) {
+            self.close_deadline = None;
+            if let Some(frame) = self.close_frame.take() {
+                self.set_action(close_action(frame.code, frame.reason));
+            }
+        }
+        if self.phase == Phase::Ready && self.delayed.iter().any(|(due, _)| *due <= now) {
+            let (mut due, later): (Vec<_>, Vec<_>) = self.delayed.drain(..).partition(|(at, _)| *at <= now);
+            self.delayed = later;
+            due.sort_by_key(|(_, request)| request.order);
+            for (_, request) in due {
+                self.send_app(request);
+            }
+        }
         let Some(liveness) = &self.liveness else { return };
         match liveness.poll(now) {
             LivenessAction::Wait => {}
@@ -325,13 +418,16 @@ impl<R> ClientCore<R> {
 
     /// When `on_timeout` next has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let liveness = self.liveness.as_ref()?;
-        Some(if self.transmit.is_empty() {
-            liveness.next_deadline()
-        } else {
-            // Writing is pending; only the idle timeout matters until it is done.
-            self.last_received + self.idle_timeout
-        })
+        let liveness = self.liveness.as_ref().map(|liveness| {
+            if self.transmit.is_empty() {
+                liveness.next_deadline()
+            } else {
+                // Writing is pending; only the idle timeout matters until it is done.
+                self.last_received + self.idle_timeout
+            }
+        });
+        let retry = self.delayed.iter().map(|(due, _)| *due).min().filter(|_| self.phase == Phase::Ready);
+        [liveness, retry, self.close_deadline].into_iter().flatten().min()
     }
 
     // ---- outputs ------------------------------------------------------
@@ -394,8 +490,27 @@ impl<R> ClientCore<R> {
 
     fn send_app(&mut self, request: AppRequest<R>) {
         let request_id = self.next_id();
-        self.transmit.push_back(ClientFrame { request_id, command: Some(request.command.clone()) });
+        let frame = ClientFrame { request_id, command: Some(request.command.clone()) };
+        if let Some(limit) = self.frame_limit() {
+            let size = match self.encoding {
+                Encoding::Proto => prost::Message::encoded_len(&frame),
+                Encoding::Json => codec::encode(&frame, Encoding::Json).len(),
+            };
+            if size > limit {
+                // The server would close the session (LIMIT-1): refuse here.
+                self.replies.push_back((request.reply, Err(Error::FrameTooLarge { size, limit })));
+                return;
+            }
+        }
+        self.transmit.push_back(frame);
         self.pending.insert(request_id, Purpose::App(request));
+    }
+
+    /// The largest frame the server accepts now, from `Welcome` (LIMIT-1).
+    fn frame_limit(&self) -> Option<usize> {
+        let limits = self.welcome.as_ref()?.limits?;
+        let limit = if self.authenticated { limits.max_frame_bytes } else { limits.max_frame_bytes_unauthenticated };
+        (limit > 0).then_some(limit as usize)
     }
 
     fn set_action(&mut self, action: Action) {
@@ -438,7 +553,30 @@ impl<R> ClientCore<R> {
         self.send_internal(Purpose::Resume, Command::Resume(resume));
     }
 
-    fn on_app_reply(&mut self, request: AppRequest<R>, result: Result<Body, Error>) {
+    fn on_app_reply(&mut self, now: Instant, mut request: AppRequest<R>, result: Result<Body, Error>) {
+        let delay = match (&request.command, &result) {
+            (Command::SendMessage(_), Err(Error::Server(error))) if error.temporary => {
+                Some(if error.retry_after_ms > 0 {
+                    Duration::from_millis(error.retry_after_ms.into())
+                } else {
+                    TEMPORARY_RETRY_DELAY
+                        .saturating_mul(1 << request.temporary_errors.min(5))
+                        .min(TEMPORARY_RETRY_MAX_DELAY)
+                })
+            }
+            _ => None,
+        };
+        if let (Some(delay), Err(Error::Server(error))) = (delay, &result)
+            && request.temporary_errors < self.config.send_retries
+            && delay <= self.config.max_retry_wait
+        {
+            // Kept in the outbox (IDEM-5) and sent again, with the same
+            // transaction id, not before `retry_after_ms` (LIMIT-3, ERR-4).
+            request.temporary_errors += 1;
+            tracing::debug!(code = error.code, delay_ms = delay.as_millis() as u64, "send refused for now; retrying");
+            self.delayed.push((now + delay, request));
+            return;
+        }
         if let Ok(body) = &result {
             match (&request.command, body) {
                 (Command::Login(_) | Command::Register(_) | Command::GuestLogin(_), Body::Auth(auth)) => {
@@ -610,17 +748,14 @@ impl<R> ClientCore<R> {
         }
     }
 
-    fn on_push(&mut self, body: Option<Body>) {
+    fn on_push(&mut self, now: Instant, body: Option<Body>) {
         match body {
             Some(Body::Event(event)) => self.on_room_event(event),
             Some(Body::Close(close)) => {
                 self.events.push_back(Event::ServerClosed { code: close.code, reason: close.reason.clone() });
-                let error = Error::Closed { code: close.code, reason: close.reason };
-                if v1::CloseCode::is_reconnect_code(close.code) {
-                    self.set_action(Action::Reconnect { error, min_delay: Duration::ZERO });
-                } else {
-                    self.set_action(Action::Stop(error));
-                }
+                // What follows waits for the transport's close code (CLOSE-3).
+                self.close_frame = Some(close);
+                self.close_deadline = Some(now + CLOSE_CODE_WAIT);
             }
             Some(Body::Ping(_)) => {}
             Some(Body::Error(error)) => {
@@ -646,10 +781,23 @@ impl<R> ClientCore<R> {
             self.events_dropped = true;
             return;
         }
-        if self.positions.get(RoomId(event.room_id)).is_none() && self.invites_me(&event) {
+        let room = RoomId(event.room_id);
+        if self.positions.get(room).is_none() && self.invites_me(&event) {
             // An invitation to a room this client does not follow: news, not
             // a position in that room (RESUME-6).
             self.events.push_back(Event::Room(event));
+            return;
+        }
+        if let Some((known, _)) = self.positions.get(room)
+            && known != Epoch(event.epoch)
+        {
+            // The log was rebuilt: positions of the old epoch are void, and
+            // the room is reloaded as after RESET (RESUME-11, LOG-3). The
+            // event is part of what the reload reads.
+            let (epoch, head_seq) = (Epoch(event.epoch), Seq(event.seq));
+            tracing::debug!(room_id = event.room_id, epoch = epoch.0, "the room's log has a new epoch; reset");
+            self.positions.set(room, epoch, head_seq);
+            self.events.push_back(Event::RoomReset { room, epoch, head_seq });
             return;
         }
         match self.positions.observe(&event) {
@@ -665,6 +813,17 @@ impl<R> ClientCore<R> {
             }
             Observation::Next | Observation::First => self.events.push_back(Event::Room(event)),
         }
+    }
+}
+
+/// What a close code asks for: 4000-4499 reconnect, 4500-4999 stop, and
+/// anything else (no usable code) reconnect, as a lost connection.
+fn close_action(code: i32, reason: String) -> Action {
+    let error = Error::Closed { code, reason };
+    if (4500..5000).contains(&code) {
+        Action::Stop(error)
+    } else {
+        Action::Reconnect { error, min_delay: Duration::ZERO }
     }
 }
 

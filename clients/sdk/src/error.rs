@@ -59,6 +59,11 @@ pub enum Error {
     #[error("protocol error: {0}")]
     Protocol(String),
 
+    /// The request would take a frame of `size` bytes, over the `limit` the
+    /// server stated in `Welcome` (it would close the session): not sent.
+    #[error("the request takes a frame of {size} bytes, over the server's limit of {limit} bytes")]
+    FrameTooLarge { size: usize, limit: usize },
+
     /// The call is not possible in the client's current state.
     #[error("{0}")]
     InvalidState(String),

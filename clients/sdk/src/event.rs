@@ -17,8 +17,10 @@ pub enum Event {
     /// A new entry of a room's log (a message, a join, ...).
     Room(v1::RoomEvent),
     /// The events missed in this room while disconnected cannot be replayed
-    /// (too many, or the log's epoch changed). Reload the room with
-    /// [`crate::Client::history`]; live events continue after `head_seq`.
+    /// (too many, or the log's epoch changed, as the server said on
+    /// `Resume` or as a live event of a new epoch shows). Reload the room
+    /// with [`crate::Client::history`]; live events continue after
+    /// `head_seq`.
     RoomReset { room: RoomId, epoch: Epoch, head_seq: Seq },
     /// The connection is up: the handshake is done and, when logged in, the
     /// session is authenticated and resumed. Sent for the first connection
@@ -31,8 +33,10 @@ pub enum Event {
     /// attempts exhausted, or authentication refused on reconnect. No events
     /// follow. ([`crate::Client::close`] ends the stream without this event.)
     Disconnected { reason: Error },
-    /// The server sent `Close`; a reconnect follows when `code` is in
-    /// 4000-4499 ([`v1::CloseCode::is_reconnect_code`]).
+    /// The server sent `Close`. Whether a reconnect follows is decided by
+    /// the close code the transport carries (4000-4499: reconnect,
+    /// 4500-4999: stop), which wins over this one when they differ; an
+    /// unknown code in the JSON encoding reads as 0 here.
     ServerClosed { code: i32, reason: String },
     /// An error the server sent that answers no request (it could not
     /// decode one of our frames).

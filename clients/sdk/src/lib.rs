@@ -6,11 +6,19 @@
 //!   backoff with jitter, re-authentication (refreshing an expired token),
 //!   `Resume` from its last positions (each room event delivered once), and
 //!   resending of unanswered messages with their transaction ids (each
-//!   applied once).
+//!   applied once), as well as of messages refused for now (`RATE_LIMITED`),
+//!   after the delay the server asks for. It follows the transport's close
+//!   code when a `Close` frame disagrees with it, reloads nothing by itself
+//!   but reports a room to reload ([`Event::RoomReset`]), also when a live
+//!   event shows a new epoch, and never sends a frame over the server's
+//!   limit.
 //! - [`raw::RawConnection`] is one bare connection for tests and the
 //!   conformance suite: send any frame or any bytes, read every frame.
 //! - [`Trust`] and [`Fingerprint`] decide which server certificates are
 //!   accepted (pinned self-signed certificates included).
+//! - The binary `confab-sdk-driver` (`src/bin/`) runs a [`Client`] under the
+//!   conformance suite's client mode (`conformance/driver-contract.md`); CI
+//!   runs it through every client case.
 //!
 //! The wire types are re-exported as [`protocol`] (`protocol::v1`).
 

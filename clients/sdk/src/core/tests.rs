@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use confab_protocol::{
-    Epoch, RoomId, Seq,
+    Encoding, Epoch, RoomId, Seq,
     v1::{self, client_frame::Command, server_frame::Body},
 };
 
@@ -28,6 +28,8 @@ impl Harness {
             receive_events: true,
             handshake_timeout: Duration::from_secs(10),
             max_buffered_events: 100,
+            send_retries: 3,
+            max_retry_wait: Duration::from_secs(30),
         };
         edit(&mut config);
         let now = Instant::now();
@@ -70,7 +72,7 @@ impl Harness {
 
     /// Connects and answers Hello with a Welcome.
     fn connect(&mut self) {
-        self.core.on_connected(self.now);
+        self.core.on_connected(self.now, Encoding::Proto);
         let (id, command) = self.sent_one();
         let Command::Hello(hello) = command else { panic!("expected Hello, got {command:?}") };
         assert_eq!(hello.versions, vec![1]);
@@ -165,7 +167,7 @@ fn requests_wait_for_the_handshake_then_go_out_in_order() {
     let mut h = Harness::new();
     h.core.submit(Command::ListRooms(v1::ListRooms::default()), 1);
     assert!(h.sent().is_empty(), "nothing goes out before connecting");
-    h.core.on_connected(h.now);
+    h.core.on_connected(h.now, Encoding::Proto);
     h.core.submit(Command::Ping(v1::Ping {}), 2);
     let (hello_id, _) = h.sent_one();
     h.reply(hello_id, Body::Welcome(welcome()));
@@ -413,7 +415,7 @@ fn the_applications_authenticate_reports_refusal_and_stays_connected() {
 fn stored_tokens_authenticate_on_the_first_connection() {
     let mut h = Harness::new();
     h.core.authenticate(Tokens::new("a1", Some("r1".into())), 1);
-    h.core.on_connected(h.now);
+    h.core.on_connected(h.now, Encoding::Proto);
     let (id, _) = h.sent_one();
     h.reply(id, Body::Welcome(welcome()));
     let (id, command) = h.sent_one();
@@ -439,14 +441,183 @@ fn without_events_no_resume_is_sent() {
 fn close_codes_decide_between_reconnecting_and_stopping() {
     let mut h = Harness::logged_in();
     h.push(Some(Body::Close(v1::Close { code: v1::CloseCode::ServerShutdown as i32, reason: "restart".into() })));
-    assert!(matches!(h.core.poll_action(), Some(Action::Reconnect { error: Error::Closed { code: 4000, .. }, .. })));
     assert!(matches!(&h.events()[..], [Event::ServerClosed { code: 4000, .. }]));
+    assert!(h.core.poll_action().is_none(), "the transport's close code decides");
+    h.core.on_transport_closed(Some(4000), "restart".into());
+    assert!(matches!(h.core.poll_action(), Some(Action::Reconnect { error: Error::Closed { code: 4000, .. }, .. })));
 
+    // A code of neither range on the transport: the frame decides.
     let mut h = Harness::logged_in();
     h.push(Some(Body::Close(v1::Close { code: 4599, reason: "go away".into() })));
-    // A later reconnect-range close does not undo the decision to stop.
-    h.push(Some(Body::Close(v1::Close { code: 4001, reason: String::new() })));
+    h.core.on_transport_closed(Some(1000), String::new());
     assert!(matches!(h.core.poll_action(), Some(Action::Stop(Error::Closed { code: 4599, .. }))));
+
+    // No frame, no code: a lost connection, reconnect; a stop code alone stops.
+    let mut h = Harness::logged_in();
+    h.core.on_transport_closed(None, String::new());
+    assert!(matches!(h.core.poll_action(), Some(Action::Reconnect { error: Error::Transport(_), .. })));
+    let mut h = Harness::logged_in();
+    h.core.on_transport_closed(Some(4502), "too large".into());
+    assert!(matches!(h.core.poll_action(), Some(Action::Stop(Error::Closed { code: 4502, .. }))));
+    // A failure after a Close frame does what the frame said.
+    let mut h = Harness::logged_in();
+    h.push(Some(Body::Close(v1::Close { code: 4504, reason: "revoked".into() })));
+    h.core.on_transport_lost(Error::Transport("reset".into()));
+    assert!(matches!(h.core.poll_action(), Some(Action::Stop(Error::Closed { code: 4504, .. }))));
+}
+
+#[test]
+fn the_transport_close_code_wins_over_the_close_frame() {
+    // CLOSE-3: the frame says reconnect, the transport says stop.
+    let mut h = Harness::logged_in();
+    h.push(Some(Body::Close(v1::Close { code: 4000, reason: "restart".into() })));
+    h.core.on_transport_closed(Some(4500), "violation".into());
+    assert!(matches!(h.core.poll_action(), Some(Action::Stop(Error::Closed { code: 4500, .. }))));
+
+    // The frame says stop, the transport says reconnect.
+    let mut h = Harness::logged_in();
+    h.push(Some(Body::Close(v1::Close { code: 4502, reason: "too large".into() })));
+    h.core.on_transport_closed(Some(4000), String::new());
+    match h.core.poll_action() {
+        Some(Action::Reconnect { error: Error::Closed { code: 4000, reason }, .. }) => assert_eq!(reason, "too large"),
+        other => panic!("expected Reconnect, got {other:?}"),
+    }
+
+    // ENC-7: an unknown code named in JSON reads as 0; the transport carries
+    // the number, classified by its range.
+    let mut h = Harness::logged_in();
+    h.push(Some(Body::Close(v1::Close { code: 0, reason: "rebalancing".into() })));
+    h.core.on_transport_closed(Some(4321), String::new());
+    assert!(matches!(h.core.poll_action(), Some(Action::Reconnect { error: Error::Closed { code: 4321, .. }, .. })));
+}
+
+#[test]
+fn a_close_frame_whose_transport_stays_open_decides_after_a_while() {
+    let mut h = Harness::logged_in();
+    h.push(Some(Body::Close(v1::Close { code: 4503, reason: "late".into() })));
+    assert_eq!(h.core.next_deadline(), Some(h.now + super::CLOSE_CODE_WAIT));
+    h.advance(super::CLOSE_CODE_WAIT - Duration::from_millis(1));
+    assert!(h.core.poll_action().is_none());
+    h.advance(Duration::from_millis(1));
+    assert!(matches!(h.core.poll_action(), Some(Action::Stop(Error::Closed { code: 4503, .. }))));
+}
+
+#[test]
+fn a_send_refused_for_now_is_kept_and_retried_with_its_transaction_id() {
+    let mut h = Harness::logged_in();
+    h.core.submit(send("txn-1"), 1);
+    let (id, _) = h.sent_one();
+    h.reply(id, Body::Error(v1::Error::temporary(v1::ErrorCode::RateLimited, "slow down", 700)));
+    assert!(h.replies().is_empty(), "the application waits: the send is still in the outbox");
+    assert_eq!(h.core.next_deadline(), Some(h.now + Duration::from_millis(700)));
+    h.advance(Duration::from_millis(699));
+    assert!(h.sent().is_empty(), "not before retry_after_ms");
+    h.advance(Duration::from_millis(1));
+    let (id, command) = h.sent_one();
+    assert_eq!(command, send("txn-1"));
+    // Refused for now again, then the connection drops: it goes again after
+    // the reconnect, before a send made later.
+    h.reply(id, Body::Error(v1::Error::temporary(v1::ErrorCode::Unavailable, "busy", 0)));
+    h.core.submit(send("txn-2"), 2);
+    h.sent();
+    h.core.on_disconnected();
+    h.connect();
+    let (id, _) = h.sent_one();
+    h.reply(id, Body::Auth(v1::AuthResult::default()));
+    let (id, _) = h.sent_one();
+    h.reply(id, resumed(&[]));
+    let resent: Vec<_> = h.sent().into_iter().map(|f| (f.request_id, f.command.unwrap())).collect();
+    assert_eq!(resent.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(), vec![send("txn-1"), send("txn-2")]);
+    h.reply(resent[0].0, Body::Sent(v1::SendResult { seq: 11, ..Default::default() }));
+    // A permanent error ends it.
+    h.reply(resent[1].0, error(v1::ErrorCode::NotAMember));
+    let replies = h.replies();
+    assert!(matches!(&replies[0], (1, Ok(Body::Sent(s))) if s.seq == 11));
+    assert!(matches!(&replies[1], (2, Err(e)) if e.server_code() == Some(v1::ErrorCode::NotAMember)));
+}
+
+#[test]
+fn a_send_refused_for_now_too_often_or_for_too_long_reports_the_error() {
+    let limited =
+        |retry_after_ms| Body::Error(v1::Error::temporary(v1::ErrorCode::RateLimited, "slow", retry_after_ms));
+    let mut h = Harness::logged_in();
+    h.core.submit(send("txn-1"), 1);
+    for _ in 0..3 {
+        let (id, _) = h.sent_one();
+        h.reply(id, limited(100));
+        assert!(h.replies().is_empty());
+        h.advance(Duration::from_millis(100));
+    }
+    let (id, _) = h.sent_one();
+    h.reply(id, limited(100));
+    assert!(matches!(&h.replies()[..], [(1, Err(e))] if e.server_code() == Some(v1::ErrorCode::RateLimited)));
+
+    // A wait longer than the application's is not waited for.
+    h.core.submit(send("txn-2"), 2);
+    let (id, _) = h.sent_one();
+    h.reply(id, limited(31_000));
+    assert!(matches!(&h.replies()[..], [(2, Err(_))]));
+
+    // Retries off: the first temporary error is the application's.
+    let mut h = Harness::with_config(|c| c.send_retries = 0);
+    h.connect();
+    h.core.submit(send("txn-3"), 3);
+    let (id, _) = h.sent_one();
+    h.reply(id, limited(100));
+    assert!(matches!(&h.replies()[..], [(3, Err(_))]));
+}
+
+#[test]
+fn an_event_of_another_epoch_resets_the_room() {
+    let mut h = Harness::logged_in();
+    h.push(room_event(1, 1, 11));
+    h.push(room_event(1, 2, 4));
+    let events = h.events();
+    assert_eq!(seqs(&events), vec![11], "the new epoch's event is read with the reload");
+    assert!(matches!(events.last(), Some(Event::RoomReset { room: RoomId(1), epoch: Epoch(2), head_seq: Seq(4) })));
+    assert_eq!(h.core.positions().get(RoomId(1)), Some((Epoch(2), Seq(4))));
+    h.push(room_event(1, 2, 5));
+    assert_eq!(seqs(&h.events()), vec![5]);
+    assert!(h.sent().is_empty(), "no Resume: the reload is the application's");
+}
+
+#[test]
+fn a_request_over_the_frame_limit_is_refused_without_sending_it() {
+    let limited = |unauthenticated, authenticated| v1::Welcome {
+        limits: Some(v1::Limits {
+            max_frame_bytes_unauthenticated: unauthenticated,
+            max_frame_bytes: authenticated,
+            ..Default::default()
+        }),
+        ..welcome()
+    };
+    let long = |text: &str| {
+        Command::SendMessage(v1::SendMessage {
+            room: Some(v1::RoomRef::name("general")),
+            text: text.into(),
+            client_txn_id: "t".into(),
+        })
+    };
+    for encoding in [Encoding::Proto, Encoding::Json] {
+        let mut h = Harness::new();
+        h.core.on_connected(h.now, encoding);
+        let (id, _) = h.sent_one();
+        h.reply(id, Body::Welcome(limited(100, 1000)));
+        // Before logging in, the smaller limit applies.
+        h.core.submit(Command::Login(v1::Login { password: "p".repeat(200), ..Default::default() }), 1);
+        assert!(h.sent().is_empty());
+        assert!(matches!(&h.replies()[..], [(1, Err(Error::FrameTooLarge { limit: 100, .. }))]));
+        h.core.submit(Command::Login(v1::Login { username: "alice".into(), ..Default::default() }), 2);
+        let (id, _) = h.sent_one();
+        h.reply(id, Body::Auth(auth("a1", "r1")));
+        h.sent();
+        h.replies();
+        h.core.submit(long(&"x".repeat(2000)), 3);
+        h.core.submit(long(&"x".repeat(500)), 4);
+        let sent = h.sent();
+        assert_eq!(sent.len(), 1, "{encoding:?}");
+        assert!(matches!(&h.replies()[..], [(3, Err(Error::FrameTooLarge { limit: 1000, .. }))]));
+    }
 }
 
 #[test]
@@ -481,7 +652,7 @@ fn pings_when_quiet_and_gives_up_on_a_silent_server() {
 #[test]
 fn no_welcome_within_the_handshake_timeout_is_a_timeout() {
     let mut h = Harness::new();
-    h.core.on_connected(h.now);
+    h.core.on_connected(h.now, Encoding::Proto);
     h.sent();
     h.advance(Duration::from_secs(9));
     assert!(h.core.poll_action().is_none());
@@ -534,7 +705,7 @@ fn fail_all_answers_everything_waiting() {
     let mut h = Harness::new();
     h.core.authenticate(Tokens::new("a", None), 1);
     h.core.submit(send("t"), 2);
-    h.core.on_connected(h.now);
+    h.core.on_connected(h.now, Encoding::Proto);
     h.sent();
     h.core.fail_all(&Error::ClientClosed);
     let mut tags: Vec<u32> = h
