@@ -2,6 +2,8 @@
 //! implementation of confab protocol v1 against `protocol/PROTOCOL.md`.
 //!
 //! - [`server`] plays clients against a server;
+//! - [`client`] plays a scripted, adversarial server against a client,
+//!   driven through the driver contract (`driver-contract.md`);
 //! - each case cites the requirement ids it checks ([`spec`]) and is graded
 //!   ([`outcome`]) from its checks, with its frame log as evidence
 //!   ([`evidence`]);
@@ -9,6 +11,7 @@
 //!
 //! It depends on the protocol crate and the SDK only, never on the daemon.
 
+pub mod client;
 pub mod evidence;
 pub mod outcome;
 pub mod report;

@@ -6,6 +6,7 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use confab_conformance::{
+    client,
     outcome::Summary,
     report::{self, Report},
     server::{self, Target},
@@ -25,8 +26,44 @@ struct Cli {
 enum Mode {
     /// Play clients against a server and check every requirement
     Server(ServerArgs),
+    /// Play a scripted, adversarial server against a client, driven
+    /// through the driver contract (conformance/driver-contract.md)
+    Client(ClientArgs),
     /// List the cases and the requirements they check
     List,
+}
+
+#[derive(Debug, clap::Args)]
+struct ClientArgs {
+    /// The driver: a shell command (run with `sh -c`) that speaks the
+    /// driver contract on stdin and stdout, once per case
+    #[arg(long, value_name = "COMMAND")]
+    exec: String,
+
+    /// Test only this transport [default: both]
+    #[arg(long, value_enum)]
+    transport: Option<Transport>,
+
+    /// Test only this WebSocket encoding [default: both]
+    #[arg(long, value_enum)]
+    encoding: Option<EncodingArg>,
+
+    /// Run only the cases whose id starts with this (repeatable), e.g.
+    /// `resume/` or `close/stop-range`
+    #[arg(long = "case", value_name = "PREFIX")]
+    cases: Vec<String>,
+
+    /// Write index.json, junit.xml, index.html and the frame logs here
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+
+    /// Cases run at once (each starts its own driver process)
+    #[arg(long, default_value_t = 4)]
+    jobs: usize,
+
+    /// Longest the driver may take to answer one command, in seconds
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    answer_timeout: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -87,6 +124,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.mode {
         Mode::Server(args) => run_server(args).await,
+        Mode::Client(args) => run_client(args).await,
         Mode::List => {
             list();
             Ok(ExitCode::SUCCESS)
@@ -102,6 +140,33 @@ fn list() {
     for case in server::cases() {
         println!("server  {:<36} {:<40} {}", case.id, case.requirements.join(","), case.title);
     }
+    for case in client::cases() {
+        println!("client  {:<36} {:<40} {}", case.id, case.requirements.join(","), case.title);
+    }
+}
+
+async fn run_client(args: ClientArgs) -> anyhow::Result<ExitCode> {
+    let wires: Vec<Wire> = Wire::ALL
+        .into_iter()
+        .filter(|w| args.transport.is_none_or(|t| t == w.transport))
+        .filter(|w| matches_encoding(args.encoding, w.encoding))
+        .collect();
+    if wires.is_empty() {
+        bail!("no wire left to test: --transport and --encoding exclude every wire");
+    }
+    let cases: Vec<_> = client::cases()
+        .into_iter()
+        .filter(|case| args.cases.is_empty() || args.cases.iter().any(|p| case.id.starts_with(p.as_str())))
+        .collect();
+    if cases.is_empty() {
+        bail!("no client case id starts with {:?}; `confab-conformance list` shows them", args.cases);
+    }
+    let mut target = client::Target::new(args.exec.clone(), wires).context("preparing the scripted server")?;
+    target.answer_timeout = Duration::from_secs(args.answer_timeout.max(1));
+    eprintln!("confab-conformance: {} client cases against {:?}", cases.len(), args.exec);
+    let case_timeout = Duration::from_secs(60) + target.answer_timeout * 4;
+    let outcomes = client::run(Arc::new(target), &cases, args.jobs, case_timeout).await;
+    finish(Report::new("client", args.exec, outcomes), args.report)
 }
 
 async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
