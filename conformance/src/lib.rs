@@ -11,6 +11,8 @@
 //!
 //! It depends on the protocol crate and the SDK only, never on the daemon.
 
+pub mod case;
+pub mod checks;
 pub mod client;
 pub mod evidence;
 pub mod outcome;

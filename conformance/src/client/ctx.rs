@@ -5,7 +5,7 @@
 //! process and the connection it holds.
 
 use std::{
-    fmt,
+    ops::Deref,
     path::PathBuf,
     sync::{
         Arc, Mutex,
@@ -24,8 +24,8 @@ use super::{
     server::{ScriptedServer, Seen},
 };
 use crate::{
-    evidence::FrameLog,
-    outcome::{CaseResult, Check, Stop, Verdict},
+    checks::Checks,
+    outcome::{CaseResult, Check, Stop},
     runner::Record,
     wire::{Transport, Wire},
 };
@@ -41,13 +41,21 @@ struct Inner {
     target: Arc<Target>,
     case: &'static str,
     wire: Wire,
-    requirements: &'static [&'static str],
-    record: Record,
+    checks: Checks,
     server: ScriptedServer,
     state: tempfile::TempDir,
     runs: AtomicUsize,
     /// What each driver printed, for the secrecy audit.
     printed: Mutex<Vec<Arc<Mutex<String>>>>,
+}
+
+/// `cx.check(..)` and the other recording methods are [`Checks`]'.
+impl Deref for Ctx {
+    type Target = Checks;
+
+    fn deref(&self) -> &Checks {
+        &self.0.checks
+    }
 }
 
 impl Ctx {
@@ -70,8 +78,7 @@ impl Ctx {
             target,
             case,
             wire,
-            requirements,
-            record,
+            checks: Checks::new(requirements, record),
             server,
             state,
             runs: AtomicUsize::new(0),
@@ -89,10 +96,6 @@ impl Ctx {
 
     pub fn server(&self) -> &ScriptedServer {
         &self.0.server
-    }
-
-    pub fn log(&self) -> &FrameLog {
-        &self.0.record.log
     }
 
     /// How long the driver has to answer a command.
@@ -175,46 +178,9 @@ impl Ctx {
 
     // ---- checks ----------------------------------------------------------
 
-    /// Records a check of `requirement` at its own level; returns whether
-    /// it held.
-    pub fn check(&self, requirement: &str, held: bool, detail: impl fmt::Display) -> bool {
-        self.record(Check::of(requirement, held, detail.to_string()))
-    }
-
-    /// Records a check of the SHOULD part of `requirement`.
-    pub fn should(&self, requirement: &str, held: bool, detail: impl fmt::Display) -> bool {
-        self.record(Check::should(requirement, held, detail.to_string()))
-    }
-
-    /// [`Ctx::check`], stopping the case when it does not hold.
-    pub fn ensure(&self, requirement: &str, held: bool, detail: impl fmt::Display) -> CaseResult {
-        let detail = detail.to_string();
-        if self.check(requirement, held, &detail) {
-            Ok(())
-        } else {
-            Err(Stop::Failed(format!("{requirement}: {detail}")))
-        }
-    }
-
-    /// An observation (graded informational).
-    pub fn note(&self, detail: impl fmt::Display) {
-        self.0.record.push(Check::note(detail.to_string()));
-    }
-
     /// A remark in the frame log only.
     pub fn remark(&self, text: &str) {
         self.log().note(text);
-    }
-
-    fn record(&self, check: Check) -> bool {
-        assert!(
-            self.0.requirements.contains(&check.requirement.as_str()),
-            "the case checks {} without listing it in its requirements",
-            check.requirement
-        );
-        let held = check.verdict == Verdict::Held;
-        self.0.record.push(check);
-        held
     }
 
     /// Checks that the client reported exactly the events of `room` with
@@ -267,13 +233,13 @@ impl Ctx {
         };
         let leaked: Vec<&String> = secrets.iter().filter(|s| printed.iter().any(|p| p.contains(s.as_str()))).collect();
         if !leaked.is_empty() {
-            self.0.record.push(Check::of(
+            self.audit(Check::of(
                 "AUTH-2",
                 false,
                 format!("{} token(s) the server issued appear in the driver's stdout or stderr", leaked.len()),
             ));
-        } else if self.0.requirements.contains(&"AUTH-2") && !secrets.is_empty() {
-            self.0.record.push(Check::of(
+        } else if self.declares("AUTH-2") && !secrets.is_empty() {
+            self.audit(Check::of(
                 "AUTH-2",
                 true,
                 format!("none of the {} tokens issued appears in the driver's output", secrets.len()),

@@ -27,7 +27,7 @@ pub mod model;
 pub mod server;
 pub mod transport;
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 pub use ctx::{Client, Ctx, Reconnect};
 use driver::{Driver, Env, UNSUPPORTED};
@@ -36,41 +36,11 @@ use transport::Identity;
 use crate::{
     outcome::{CaseResult, Outcome, Stop},
     runner::{self, Planned, Progress},
-    wire::{Transport, Wire, Wires},
+    wire::{Transport, Wire},
 };
 
-type CaseFn = dyn Fn(Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + Send>> + Send + Sync;
-
-/// One client case.
-#[derive(Clone)]
-pub struct Case {
-    /// Stable id, `area/what`; the driver receives it in `CONFAB_CASE`.
-    pub id: &'static str,
-    /// The section of `PROTOCOL.md`, for grouping in reports.
-    pub feature: &'static str,
-    pub title: &'static str,
-    /// Every requirement its checks cite.
-    pub requirements: &'static [&'static str],
-    pub wires: Wires,
-    run: Arc<CaseFn>,
-}
-
-impl Case {
-    pub fn new<F, Fut>(
-        id: &'static str,
-        feature: &'static str,
-        title: &'static str,
-        requirements: &'static [&'static str],
-        wires: Wires,
-        run: F,
-    ) -> Case
-    where
-        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = CaseResult> + Send + 'static,
-    {
-        Case { id, feature, title, requirements, wires, run: Arc::new(move |cx| Box::pin(run(cx))) }
-    }
-}
+/// A case of this mode.
+pub type Case = crate::case::Case<Ctx>;
 
 /// Every client case, in report order.
 pub fn cases() -> Vec<Case> {
@@ -130,29 +100,19 @@ pub async fn run(target: Arc<Target>, cases: &[Case], jobs: usize, case_timeout:
     for case in cases {
         let wires = case.wires.select(&target.wires);
         if wires.is_empty() {
-            plan.push(Planned::skipped(meta(case, "-"), "no wire under test suits this case"));
+            plan.push(Planned::skipped(case.meta("-"), "no wire under test suits this case"));
         }
         for wire in wires {
             let (case, target) = (case.clone(), target.clone());
-            plan.push(Planned::new(meta(&case, wire.name()), move |record| async move {
+            plan.push(Planned::new(case.meta(wire.name()), move |record| async move {
                 let cx = Ctx::new(target, case.id, wire, case.requirements, record).await?;
-                let result = (case.run)(cx.clone()).await;
+                let result = case.run(cx.clone()).await;
                 cx.finish().await;
                 result
             }));
         }
     }
     runner::run(plan, jobs, case_timeout, Progress::Stderr).await
-}
-
-fn meta(case: &Case, wire: &str) -> runner::Meta {
-    runner::Meta {
-        case: case.id.into(),
-        feature: case.feature.into(),
-        title: case.title.into(),
-        wire: wire.into(),
-        requirements: case.requirements.iter().map(|r| r.to_string()).collect(),
-    }
 }
 
 /// The contract check: a random case id must be answered with exit status

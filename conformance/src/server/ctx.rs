@@ -4,6 +4,7 @@
 
 use std::{
     fmt,
+    ops::Deref,
     sync::{
         Arc,
         atomic::{AtomicU64, AtomicUsize, Ordering},
@@ -23,8 +24,8 @@ use super::{
     show::{show_frame, show_reply},
 };
 use crate::{
-    evidence::FrameLog,
-    outcome::{CaseResult, Check, Stop},
+    checks::Checks,
+    outcome::{CaseResult, Stop},
     runner::Record,
     wire::{Transport, Wire},
 };
@@ -106,14 +107,22 @@ pub const PASSWORD: &str = "conformance suite password";
 pub struct Ctx {
     target: Arc<Target>,
     wire: Wire,
-    requirements: &'static [&'static str],
-    record: Record,
+    checks: Checks,
     connections: Arc<AtomicUsize>,
+}
+
+/// `cx.check(..)` and the other recording methods are [`Checks`]'.
+impl Deref for Ctx {
+    type Target = Checks;
+
+    fn deref(&self) -> &Checks {
+        &self.checks
+    }
 }
 
 impl Ctx {
     pub(crate) fn new(target: Arc<Target>, wire: Wire, requirements: &'static [&'static str], record: Record) -> Ctx {
-        Ctx { target, wire, requirements, record, connections: Arc::default() }
+        Ctx { target, wire, checks: Checks::new(requirements, record), connections: Arc::default() }
     }
 
     pub fn wire(&self) -> Wire {
@@ -122,10 +131,6 @@ impl Ctx {
 
     pub fn target(&self) -> &Target {
         &self.target
-    }
-
-    pub fn log(&self) -> &FrameLog {
-        &self.record.log
     }
 
     /// A valid name (AUTH-1) no one else has used: a letter, the run's tag,
@@ -157,8 +162,8 @@ impl Ctx {
         let raw = RawConnection::connect(url, &options)
             .await
             .map_err(|error| Stop::Failed(format!("{label}: could not connect to {url}: {error}")))?;
-        self.record.log.event(&label, &format!("connected to {url} ({wire})"));
-        Ok(Conn::new(raw, label, self.record.log.clone(), self.target.reply_timeout))
+        self.log().event(&label, &format!("connected to {url} ({wire})"));
+        Ok(Conn::new(raw, label, self.log().clone(), self.target.reply_timeout))
     }
 
     /// A connection past the handshake (`Hello`, `Welcome`).
@@ -201,28 +206,6 @@ impl Ctx {
         let reply = conn.try_authenticate(access_token).await?;
         conn.close().await;
         Ok(reply)
-    }
-
-    /// Records a check of `requirement` at its own level; returns whether
-    /// it held.
-    pub fn check(&self, requirement: &str, held: bool, detail: impl fmt::Display) -> bool {
-        self.record(Check::of(requirement, held, detail.to_string()))
-    }
-
-    /// Records a check of the SHOULD part of `requirement`.
-    pub fn should(&self, requirement: &str, held: bool, detail: impl fmt::Display) -> bool {
-        self.record(Check::should(requirement, held, detail.to_string()))
-    }
-
-    /// [`Ctx::check`], stopping the case when it does not hold (for checks
-    /// the rest of the case depends on).
-    pub fn ensure(&self, requirement: &str, held: bool, detail: impl fmt::Display) -> CaseResult {
-        let detail = detail.to_string();
-        if self.check(requirement, held, &detail) {
-            Ok(())
-        } else {
-            Err(Stop::Failed(format!("{requirement}: {detail}")))
-        }
     }
 
     /// Checks that `reply` is the error `expected` (ignoring its message).
@@ -367,21 +350,5 @@ impl Ctx {
             return Err(Stop::Skipped(format!("the handshake timeout ({timeout:?}) is beyond --max-wait")));
         }
         Ok(wait)
-    }
-
-    /// Records an observation (graded informational).
-    pub fn note(&self, detail: impl fmt::Display) {
-        self.record.push(Check::note(detail.to_string()));
-    }
-
-    fn record(&self, check: Check) -> bool {
-        assert!(
-            self.requirements.contains(&check.requirement.as_str()),
-            "the case checks {} without listing it in its requirements",
-            check.requirement
-        );
-        let held = check.verdict == crate::outcome::Verdict::Held;
-        self.record.push(check);
-        held
     }
 }

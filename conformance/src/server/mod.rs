@@ -32,50 +32,19 @@ mod show;
 mod state;
 mod transport;
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 pub use conn::{Closing, Conn, Reply};
 pub use ctx::{Ctx, Target, User};
 
 use crate::{
-    outcome::{CaseResult, Outcome},
+    outcome::Outcome,
     runner::{self, Progress},
-    wire::{Wire, Wires},
+    wire::Wire,
 };
 
-type CaseFn = dyn Fn(Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + Send>> + Send + Sync;
-
-/// One server case.
-#[derive(Clone)]
-pub struct Case {
-    /// Stable id, `area/what` (`auth/refresh-rotates`).
-    pub id: &'static str,
-    /// The section of `PROTOCOL.md`, for grouping in reports.
-    pub feature: &'static str,
-    /// One line on what it checks.
-    pub title: &'static str,
-    /// Every requirement its checks cite.
-    pub requirements: &'static [&'static str],
-    pub wires: Wires,
-    run: Arc<CaseFn>,
-}
-
-impl Case {
-    pub fn new<F, Fut>(
-        id: &'static str,
-        feature: &'static str,
-        title: &'static str,
-        requirements: &'static [&'static str],
-        wires: Wires,
-        run: F,
-    ) -> Case
-    where
-        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = CaseResult> + Send + 'static,
-    {
-        Case { id, feature, title, requirements, wires, run: Arc::new(move |cx| Box::pin(run(cx))) }
-    }
-}
+/// A case of this mode.
+pub type Case = crate::case::Case<Ctx>;
 
 /// Every server case, in report order.
 pub fn cases() -> Vec<Case> {
@@ -103,27 +72,17 @@ pub async fn run(target: Arc<Target>, cases: &[Case], jobs: usize, case_timeout:
     for case in cases {
         let wires = case.wires.select(&target.wires);
         if wires.is_empty() {
-            plan.push(runner::Planned::skipped(case_meta(case, "-"), "no wire under test suits this case"));
+            plan.push(runner::Planned::skipped(case.meta("-"), "no wire under test suits this case"));
         }
         for wire in wires {
             let case = case.clone();
             let target = target.clone();
-            plan.push(runner::Planned::new(case_meta(&case, wire.name()), move |record| {
-                (case.run)(Ctx::new(target, wire, case.requirements, record))
+            plan.push(runner::Planned::new(case.meta(wire.name()), move |record| {
+                case.run(Ctx::new(target, wire, case.requirements, record))
             }));
         }
     }
     runner::run(plan, jobs, case_timeout, Progress::Stderr).await
-}
-
-fn case_meta(case: &Case, wire: &str) -> runner::Meta {
-    runner::Meta {
-        case: case.id.into(),
-        feature: case.feature.into(),
-        title: case.title.into(),
-        wire: wire.into(),
-        requirements: case.requirements.iter().map(|r| r.to_string()).collect(),
-    }
 }
 
 /// The wires a server offers, from its URLs.

@@ -207,12 +207,14 @@ impl Session {
     }
 
     pub(super) async fn authenticate(&mut self, authenticate: v1::Authenticate) -> Result<Body, v1::Error> {
-        let (user, claims) = self.ctx.auth.verify_access(&authenticate.access_token, now_ms()).map_err(|e| match e {
-            TokenError::Expired => {
-                v1::Error::new(ErrorCode::TokenExpired, "the access token expired; Refresh, then Authenticate again")
-            }
-            TokenError::Invalid => v1::Error::new(ErrorCode::TokenInvalid, "the access token is not valid"),
-        })?;
+        let (user, claims) =
+            self.ctx.auth.verify_access(&authenticate.access_token, now_ms()).map_err(|e| match e {
+                TokenError::Expired => v1::Error::new(
+                    ErrorCode::TokenExpired,
+                    "the access token expired; Refresh, then Authenticate again",
+                ),
+                TokenError::Invalid => v1::Error::new(ErrorCode::TokenInvalid, "the access token is not valid"),
+            })?;
         let revoked = || v1::Error::new(ErrorCode::TokenInvalid, "this login was revoked; log in again");
         let Some(record) = self.ctx.store.user(user).map_err(internal)? else {
             return Err(revoked());
