@@ -5,6 +5,7 @@
 use std::{
     io::{BufRead as _, IsTerminal as _},
     path::PathBuf,
+    time::Duration,
 };
 
 use anyhow::{Context as _, anyhow, bail};
@@ -134,7 +135,7 @@ pub async fn run(ctx: &mut Context, command: Command) -> anyhow::Result<()> {
             }
             let client = connect_authenticated(ctx, false, one_shot()).await?;
             let target = target(&client, &room).await?;
-            let result = client.send(target.room, &text).await?;
+            let result = send_patiently(ctx, &client, &target.room, &text).await?;
             ctx.output.sent(&target.name, &result);
             finish(ctx, client).await?;
         }
@@ -207,6 +208,54 @@ fn default_history_page(client: &Client) -> u32 {
     if largest == 0 { DEFAULT_HISTORY_PAGE } else { DEFAULT_HISTORY_PAGE.min(largest) }
 }
 
+/// How many times `confab send` sends a message refused for now (over the
+/// server's rate limit, or the server busy) again before reporting the
+/// refusal.
+const SEND_RETRIES: u32 = 8;
+
+/// Sends with one transaction id (a retry is never applied twice), waiting
+/// out temporary refusals with a notice on standard error each time; when
+/// the retries run out, the server's refusal is the error.
+async fn send_patiently(ctx: &Context, client: &Client, room: &RoomRef, text: &str) -> anyhow::Result<v1::SendResult> {
+    let txn_id = new_txn_id();
+    let mut retry = 0;
+    loop {
+        let error = match client.send_with_txn(room.clone(), text, &txn_id).await {
+            Ok(result) => return Ok(result),
+            Err(error) => error,
+        };
+        retry += 1;
+        let Some(wait) = retry_wait(&error, retry) else { return Err(error.into()) };
+        ctx.output.notice(format!(
+            "the server refused the message for now ({error}); sending it again in {} ms (retry {retry} of {SEND_RETRIES})",
+            wait.as_millis()
+        ));
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// How long to wait before retry number `retry` after `error`, or `None` to
+/// report it: only temporary refusals are retried (ERR-4), after the
+/// server's `retry_after_ms` (LIMIT-3), else after a doubling backoff.
+fn retry_wait(error: &Error, retry: u32) -> Option<Duration> {
+    let Error::Server(refusal) = error else { return None };
+    if !refusal.temporary || retry > SEND_RETRIES {
+        return None;
+    }
+    if refusal.retry_after_ms > 0 {
+        return Some(Duration::from_millis(refusal.retry_after_ms.into()));
+    }
+    Some(Duration::from_secs(1 << (retry - 1).min(5)))
+}
+
+/// A fresh transaction id, 32 hex digits: std's randomly keyed hasher
+/// (keys from the operating system) stands in for a random number crate.
+fn new_txn_id() -> String {
+    use std::hash::{BuildHasher as _, RandomState};
+    let half = || RandomState::new().hash_one(std::time::SystemTime::now());
+    format!("{:016x}{:016x}", half(), half())
+}
+
 /// Reconnects for a one-shot command: a few attempts, then give up.
 fn one_shot() -> ReconnectPolicy {
     ReconnectPolicy { max_attempts: Some(6), ..ReconnectPolicy::default() }
@@ -274,6 +323,8 @@ async fn connect(ctx: &mut Context, events: bool, reconnect: ReconnectPolicy) ->
         device_name: "confab command line".into(),
         receive_events: events,
         reconnect,
+        // `confab send` waits out temporary refusals itself, saying so.
+        send_retries: 0,
         ..ClientOptions::default()
     };
     let client = match Client::connect(&ctx.server, options).await {
@@ -497,6 +548,22 @@ async fn catch_up(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sends_wait_out_temporary_refusals_a_bounded_number_of_times() {
+        let limited = Error::Server(v1::Error::temporary(v1::ErrorCode::RateLimited, "slow down", 700));
+        assert_eq!(retry_wait(&limited, 1), Some(Duration::from_millis(700)));
+        assert_eq!(retry_wait(&limited, SEND_RETRIES), Some(Duration::from_millis(700)));
+        assert_eq!(retry_wait(&limited, SEND_RETRIES + 1), None, "the refusal is reported");
+        let busy = Error::Server(v1::Error::temporary(v1::ErrorCode::Unavailable, "busy", 0));
+        assert_eq!(retry_wait(&busy, 1), Some(Duration::from_secs(1)));
+        assert_eq!(retry_wait(&busy, 3), Some(Duration::from_secs(4)));
+        let final_refusal = Error::Server(v1::Error::new(v1::ErrorCode::NotAMember, "no"));
+        assert_eq!(retry_wait(&final_refusal, 1), None);
+        assert_eq!(retry_wait(&Error::Timeout, 1), None);
+        assert_ne!(new_txn_id(), new_txn_id());
+        assert_eq!(new_txn_id().len(), 32);
+    }
 
     #[test]
     fn room_arguments_name_rooms_case_insensitively() {

@@ -19,7 +19,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     Error, Event, ReconnectPolicy, RoomRef, Tokens,
     connection::{Connection, Incoming},
-    core::{Action, ClientCore, CoreConfig, Phase},
+    core::{Action, Answer, ClientCore, CoreConfig, Phase},
     tls::{Fingerprint, Trust},
     transport::TransportSettings,
     url::ServerUrl,
@@ -76,9 +76,11 @@ pub struct ClientOptions {
     /// (`RATE_LIMITED`, `UNAVAILABLE`, `INTERNAL`) is kept and sent again,
     /// with its transaction id, after the server's `retry_after_ms` (or a
     /// backoff), before [`Client::send`] returns the error; across
-    /// reconnects too (protocol IDEM-5). An error asking for a wait longer
-    /// than `request_timeout` is returned at once. 0 returns the first one.
-    /// Default 8.
+    /// reconnects too (protocol IDEM-5). Later sends wait behind one
+    /// waiting for its retry, so sends go out in the order they were made.
+    /// An error whose wait would end after `request_timeout` (counted from
+    /// the call) is returned at once; a send whose caller stopped waiting is
+    /// never sent again. 0 returns the first one. Default 8.
     pub send_retries: u32,
     /// Whether to receive room events (the SDK sends `Resume` once logged
     /// in). Turn off for one-shot requests that never read events. Default on.
@@ -131,6 +133,13 @@ impl ClientOptions {
 }
 
 type Reply = oneshot::Sender<Result<Body, Error>>;
+
+impl<T> Answer for oneshot::Sender<T> {
+    /// The caller's future (holding the receiver) was dropped or timed out.
+    fn abandoned(&self) -> bool {
+        self.is_closed()
+    }
+}
 
 /// A call from a [`Client`] handle to its driver task.
 enum ApiCall {
@@ -219,6 +228,7 @@ impl Client {
                 receive_events: options.receive_events,
                 handshake_timeout: options.connect_timeout,
                 max_buffered_events: options.event_buffer.max(1),
+                request_timeout: options.request_timeout,
                 send_retries: options.send_retries,
                 max_retry_wait: options.request_timeout.unwrap_or(Duration::MAX),
             },
@@ -595,7 +605,7 @@ impl Driver {
             let step = self.next_step(&mut conn, &mut backoff, &mut connecting).await;
             match step {
                 Step::Stop(error, polite) => break (error, polite),
-                Step::Call(ApiCall::Request { command, reply }) => self.core.submit(command, reply),
+                Step::Call(ApiCall::Request { command, reply }) => self.core.submit(now(), command, reply),
                 Step::Call(ApiCall::Authenticate { tokens, reply }) => self.core.authenticate(tokens, reply),
                 Step::Call(ApiCall::Close) => break (Error::ClientClosed, true),
                 Step::EventSent => {}
@@ -607,6 +617,7 @@ impl Driver {
                 Step::Incoming(Incoming::Frame(frame)) => self.core.on_frame(now(), frame),
                 Step::Incoming(Incoming::Closed { code, reason }) => self.core.on_transport_closed(code, reason),
                 Step::Incoming(Incoming::Failed(error)) => self.core.on_transport_lost(error),
+                Step::Incoming(Incoming::WriteFailed(error)) => self.core.on_write_failed(error),
                 Step::Deadline => self.core.on_timeout(now()),
                 Step::BackoffOver => {
                     backoff = None;
@@ -674,7 +685,7 @@ impl Driver {
             },
             permit = reserve(writer) => match permit {
                 Some(permit) => Step::Write(permit),
-                None => Step::Incoming(Incoming::Failed(Error::Transport("the connection's writer stopped".into()))),
+                None => Step::Incoming(Incoming::WriteFailed(Error::Transport("the connection's writer stopped".into()))),
             },
             incoming = recv(incoming) => Step::Incoming(incoming),
             _ = sleep_until(deadline) => Step::Deadline,

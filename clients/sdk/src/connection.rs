@@ -30,8 +30,10 @@ pub(crate) enum Incoming {
         code: Option<i32>,
         reason: String,
     },
-    /// Reading, writing or decoding failed; the connection is unusable.
+    /// Reading or decoding failed; the connection is unusable.
     Failed(Error),
+    /// Writing failed; the reader may still report the close code.
+    WriteFailed(Error),
 }
 
 pub(crate) struct Connection {
@@ -136,7 +138,7 @@ async fn write_loop(
         while let Some(frame) = outgoing.recv().await {
             if let Err(error) = writer.send_frame(frame).await {
                 tracing::debug!(%error, "write failed");
-                let _ = incoming.send(Incoming::Failed(error)).await;
+                let _ = incoming.send(Incoming::WriteFailed(error)).await;
                 return;
             }
         }

@@ -23,13 +23,20 @@
 //! server deduplicates) and idempotent reads go back to the queue, in the
 //! order the application made them; the others fail with
 //! [`Error::ConnectionLost`]. A send refused with a temporary error stays too:
-//! it goes again after the server's `retry_after_ms` (IDEM-5, LIMIT-3).
+//! it goes again after the server's `retry_after_ms` (IDEM-5, LIMIT-3), see
+//! [`retry_delay`]. Sends go out in the order the application made them
+//! (SEND-6): while one waits for its retry, later sends wait behind it, across
+//! reconnects too; other requests go ahead. A request still waiting when the
+//! application gave up on it (its deadline passed, or its answer has no
+//! receiver) is answered and never sent; sends still waiting when the session
+//! logs out or becomes another user fail with [`Error::SessionChanged`].
 //!
-//! A `Close` frame is announced at once, but what follows (reconnect or
-//! stop) waits for the transport's close code, which decides when the two
-//! disagree (CLOSE-3); a frame whose transport never closes decides alone
-//! after [`CLOSE_CODE_WAIT`]. No application request goes out in a frame
-//! over the limit `Welcome` states (LIMIT-1).
+//! A `Close` frame is announced at once and stops all writing; what follows
+//! (reconnect or stop) waits for the transport's close code, which decides
+//! when the two disagree (CLOSE-3), even when a write fails in between; a
+//! frame whose transport never closes decides alone after
+//! [`CLOSE_CODE_WAIT`]. No application request goes out in a frame over the
+//! limit `Welcome` states (LIMIT-1).
 
 use std::{
     collections::{BTreeMap, BTreeSet, VecDeque},
@@ -58,12 +65,23 @@ pub(crate) struct CoreConfig {
     /// Room events kept for the application before further ones are
     /// dropped unobserved (and replayed by a `Resume` once it catches up).
     pub max_buffered_events: usize,
+    /// How long the application waits for each reply (`None`: as long as
+    /// the client lives). A request still waiting for its turn after that is
+    /// answered with its last error (or [`Error::Timeout`]) and never sent.
+    pub request_timeout: Option<Duration>,
     /// Temporary errors a send may meet in a row and still be kept and sent
     /// again (IDEM-5); the next one is the application's. 0: the first is.
     pub send_retries: u32,
-    /// A temporary error asking for a longer wait than this goes to the
-    /// application at once (it would have stopped waiting).
+    /// The most one send waits for its retries in all: a temporary error
+    /// whose delay would take the total over this goes to the application.
     pub max_retry_wait: Duration,
+}
+
+/// How the core answers a request (a oneshot sender in the client, a plain
+/// tag in tests): it must tell whether anyone still waits for the answer.
+pub(crate) trait Answer {
+    /// The application stopped waiting (it dropped the request's future).
+    fn abandoned(&self) -> bool;
 }
 
 /// What the driver must do with the current connection.
@@ -96,10 +114,32 @@ struct AppRequest<R> {
     command: Command,
     reply: R,
     /// When the application made it, among all its requests: requests that
-    /// go again after a reconnect keep this order (IDEM-5).
+    /// go again after a reconnect keep this order (IDEM-5), and sends go out
+    /// in it (SEND-6).
     order: u64,
+    /// When the application stops waiting: not sent after it.
+    deadline: Option<Instant>,
+    /// A send refused for now goes again not before this (LIMIT-3, ERR-4),
+    /// on this connection or the next.
+    not_before: Option<Instant>,
     /// Temporary errors met in a row (sends only).
     temporary_errors: u32,
+    /// The retry delays waited so far, against `max_retry_wait`.
+    waited: Duration,
+    /// The last temporary error: the answer if the send is given up.
+    refused: Option<Box<Error>>,
+}
+
+impl<R: Answer> AppRequest<R> {
+    /// Whether the application gave up on it.
+    fn expired(&self, now: Instant) -> bool {
+        self.reply.abandoned() || self.deadline.is_some_and(|deadline| now >= deadline)
+    }
+
+    /// A send held back by a refusal: later sends wait behind it.
+    fn held(&self, now: Instant) -> bool {
+        self.not_before.is_some_and(|due| due > now)
+    }
 }
 
 /// How long a `Close` frame waits for the transport's close code.
@@ -129,11 +169,11 @@ pub(crate) struct ClientCore<R> {
     next_request_id: u64,
     /// Requests written (or about to be) on the current connection.
     pending: BTreeMap<u64, Purpose<R>>,
-    /// Application requests waiting for `Ready`. Grows only with requests
-    /// the application is awaiting.
+    /// Application requests not written yet, in the application's order:
+    /// waiting for `Ready`, for a refused send's retry, or behind such a
+    /// send. Grows only with requests the application is awaiting (those it
+    /// gave up on are dropped at their deadline).
     queue: VecDeque<AppRequest<R>>,
-    /// Sends refused with a temporary error, each with when it goes again.
-    delayed: Vec<(Instant, AppRequest<R>)>,
     next_order: u64,
     /// Frames for the driver to write, in order.
     transmit: VecDeque<ClientFrame>,
@@ -168,7 +208,7 @@ pub(crate) struct ClientCore<R> {
     close_deadline: Option<Instant>,
 }
 
-impl<R> ClientCore<R> {
+impl<R: Answer> ClientCore<R> {
     pub fn new(config: CoreConfig, now: Instant) -> Self {
         ClientCore {
             idle_timeout: config.handshake_timeout,
@@ -177,7 +217,6 @@ impl<R> ClientCore<R> {
             next_request_id: 1,
             pending: BTreeMap::new(),
             queue: VecDeque::new(),
-            delayed: Vec::new(),
             next_order: 0,
             transmit: VecDeque::new(),
             replies: VecDeque::new(),
@@ -225,15 +264,20 @@ impl<R> ClientCore<R> {
     // ---- inputs -------------------------------------------------------
 
     /// An application request; answered through `reply`.
-    pub fn submit(&mut self, command: Command, reply: R) {
+    pub fn submit(&mut self, now: Instant, command: Command, reply: R) {
         let order = self.next_order;
         self.next_order += 1;
-        let request = AppRequest { command, reply, order, temporary_errors: 0 };
-        if self.phase == Phase::Ready && self.queue.is_empty() {
-            self.send_app(request);
-        } else {
-            self.queue.push_back(request);
-        }
+        self.queue.push_back(AppRequest {
+            command,
+            reply,
+            order,
+            deadline: self.config.request_timeout.map(|timeout| now + timeout),
+            not_before: None,
+            temporary_errors: 0,
+            waited: Duration::ZERO,
+            refused: None,
+        });
+        self.release(now);
     }
 
     /// The application's `authenticate(tokens)`: remember the tokens and
@@ -296,9 +340,9 @@ impl<R> ClientCore<R> {
                 }
             }
         }
-        retry.extend(self.delayed.drain(..).map(|(_, request)| request));
         retry.extend(self.queue.drain(..));
-        // As the application made them (IDEM-5: sends in their original order).
+        // As the application made them (IDEM-5: sends in their original
+        // order); a refused send keeps its due time and holds later ones.
         retry.sort_by_key(|request| request.order);
         self.queue = retry.into();
     }
@@ -328,8 +372,19 @@ impl<R> ClientCore<R> {
         self.set_action(action);
     }
 
-    /// Reading or writing failed: reconnect (or do what a `Close` frame
-    /// received before said).
+    /// Writing failed. After a `Close` frame the transport's close code may
+    /// still come and decide (CLOSE-3): wait for it until the close
+    /// deadline. Otherwise reconnect.
+    pub fn on_write_failed(&mut self, error: Error) {
+        if self.close_frame.is_some() {
+            tracing::debug!(%error, "write failed after a Close frame; waiting for the close code");
+            return;
+        }
+        self.on_transport_lost(error);
+    }
+
+    /// Reading failed (so no close code will come): reconnect, or do what a
+    /// `Close` frame received before said.
     pub fn on_transport_lost(&mut self, error: Error) {
         self.close_deadline = None;
         let action = match self.close_frame.take() {
@@ -372,16 +427,16 @@ impl<R> ClientCore<R> {
         match purpose {
             Purpose::App(request) => self.on_app_reply(now, request, result),
             Purpose::Hello => self.on_welcome(now, result),
-            Purpose::Authenticate { after_refresh } => self.on_authenticated(result, after_refresh),
-            Purpose::Refresh => self.on_refreshed(result),
-            Purpose::Resume => self.on_resumed(result),
+            Purpose::Authenticate { after_refresh } => self.on_authenticated(now, result, after_refresh),
+            Purpose::Refresh => self.on_refreshed(now, result),
+            Purpose::Resume => self.on_resumed(now, result),
             Purpose::KeepAlive => {}
         }
     }
 
     /// Time passed: act on a `Close` frame whose transport stayed open, send
-    /// sends due again, send a keep-alive `Ping`, or give up on a silent
-    /// server.
+    /// sends due again, answer requests the application gave up on, send a
+    /// keep-alive `Ping`, or give up on a silent server.
     pub fn on_timeout(&mut self, now: Instant) {
         if self.close_deadline.is_some_and(|deadline| now >= deadline) {
             self.close_deadline = None;
@@ -389,14 +444,7 @@ impl<R> ClientCore<R> {
                 self.set_action(close_action(frame.code, frame.reason));
             }
         }
-        if self.phase == Phase::Ready && self.delayed.iter().any(|(due, _)| *due <= now) {
-            let (mut due, later): (Vec<_>, Vec<_>) = self.delayed.drain(..).partition(|(at, _)| *at <= now);
-            self.delayed = later;
-            due.sort_by_key(|(_, request)| request.order);
-            for (_, request) in due {
-                self.send_app(request);
-            }
-        }
+        self.release(now);
         let Some(liveness) = &self.liveness else { return };
         match liveness.poll(now) {
             LivenessAction::Wait => {}
@@ -409,7 +457,7 @@ impl<R> ClientCore<R> {
                 self.set_action(Action::Reconnect { error: Error::Timeout, min_delay: Duration::ZERO });
             }
             LivenessAction::SendPing => {
-                if self.phase != Phase::Hello && self.transmit.is_empty() {
+                if self.phase != Phase::Hello && self.transmit.is_empty() && self.close_frame.is_none() {
                     self.send_internal(Purpose::KeepAlive, Command::Ping(v1::Ping {}));
                 }
             }
@@ -426,18 +474,27 @@ impl<R> ClientCore<R> {
                 self.last_received + self.idle_timeout
             }
         });
-        let retry = self.delayed.iter().map(|(due, _)| *due).min().filter(|_| self.phase == Phase::Ready);
-        [liveness, retry, self.close_deadline].into_iter().flatten().min()
+        // After `release`, the first send waiting is the one holding the
+        // others (when sending at all).
+        let retry = self.queue.iter().find(|request| is_send(&request.command)).and_then(|request| request.not_before);
+        let retry = retry.filter(|_| self.may_transmit());
+        let given_up = self.queue.iter().filter_map(|request| request.deadline).min();
+        [liveness, retry, given_up, self.close_deadline].into_iter().flatten().min()
     }
 
     // ---- outputs ------------------------------------------------------
 
+    /// Whether there is a frame to write (never after a `Close` frame).
     pub fn has_transmit(&self) -> bool {
-        !self.transmit.is_empty()
+        !self.transmit.is_empty() && self.close_frame.is_none()
     }
 
     /// The next frame to write; the caller writes it now.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<ClientFrame> {
+        if self.close_frame.is_some() {
+            // The server is closing: what is left goes on the next connection.
+            return None;
+        }
         let frame = self.transmit.pop_front()?;
         if let Some(liveness) = &mut self.liveness {
             liveness.on_sent(now);
@@ -520,15 +577,70 @@ impl<R> ClientCore<R> {
         }
     }
 
-    fn become_ready(&mut self) {
+    fn become_ready(&mut self, now: Instant) {
         self.phase = Phase::Ready;
         if !self.announced {
             self.announced = true;
             let session_id = self.welcome.as_ref().map_or(0, |w| w.session_id);
             self.events.push_back(Event::Connected { session_id });
         }
-        while let Some(request) = self.queue.pop_front() {
-            self.send_app(request);
+        self.release(now);
+    }
+
+    /// Whether application requests may be written now.
+    fn may_transmit(&self) -> bool {
+        self.phase == Phase::Ready && self.close_frame.is_none()
+    }
+
+    /// Answers the requests the application gave up on, then writes what may
+    /// go out, in the application's order: a send waiting for its retry
+    /// holds every later send behind it (SEND-6, IDEM-5); other requests go
+    /// ahead.
+    fn release(&mut self, now: Instant) {
+        self.expire(now);
+        if !self.may_transmit() {
+            return;
+        }
+        let mut waiting = VecDeque::new();
+        let mut sends_held = false;
+        for request in std::mem::take(&mut self.queue) {
+            if is_send(&request.command) && (sends_held || request.held(now)) {
+                sends_held = true;
+                waiting.push_back(request);
+            } else {
+                self.send_app(request);
+            }
+        }
+        self.queue = waiting;
+    }
+
+    /// Answers, without sending them, the waiting requests whose application
+    /// gave up: with a send's last refusal, or a timeout.
+    fn expire(&mut self, now: Instant) {
+        let (expired, waiting): (VecDeque<_>, VecDeque<_>) =
+            std::mem::take(&mut self.queue).into_iter().partition(|r| r.expired(now));
+        self.queue = waiting;
+        for request in expired {
+            tracing::debug!(order = request.order, "request given up before it could be sent");
+            let error = request.refused.map_or(Error::Timeout, |refused| *refused);
+            self.replies.push_back((request.reply, Err(error)));
+        }
+    }
+
+    /// Puts a refused send back among the waiting requests, in order.
+    fn requeue(&mut self, request: AppRequest<R>) {
+        let at = self.queue.partition_point(|waiting| waiting.order < request.order);
+        self.queue.insert(at, request);
+    }
+
+    /// Fails the sends not written yet: the session they were made in has
+    /// logged out or become another user.
+    fn fail_waiting_sends(&mut self) {
+        let (sends, others): (VecDeque<_>, VecDeque<_>) =
+            std::mem::take(&mut self.queue).into_iter().partition(|r| is_send(&r.command));
+        self.queue = others;
+        for request in sends {
+            self.replies.push_back((request.reply, Err(Error::SessionChanged)));
         }
     }
 
@@ -554,32 +666,27 @@ impl<R> ClientCore<R> {
     }
 
     fn on_app_reply(&mut self, now: Instant, mut request: AppRequest<R>, result: Result<Body, Error>) {
-        let delay = match (&request.command, &result) {
-            (Command::SendMessage(_), Err(Error::Server(error))) if error.temporary => {
-                Some(if error.retry_after_ms > 0 {
-                    Duration::from_millis(error.retry_after_ms.into())
-                } else {
-                    TEMPORARY_RETRY_DELAY
-                        .saturating_mul(1 << request.temporary_errors.min(5))
-                        .min(TEMPORARY_RETRY_MAX_DELAY)
-                })
-            }
-            _ => None,
-        };
-        if let (Some(delay), Err(Error::Server(error))) = (delay, &result)
-            && request.temporary_errors < self.config.send_retries
-            && delay <= self.config.max_retry_wait
+        if let Err(Error::Server(error)) = &result
+            && let Some(delay) = retry_delay(&request, error, now, &self.config)
         {
             // Kept in the outbox (IDEM-5) and sent again, with the same
             // transaction id, not before `retry_after_ms` (LIMIT-3, ERR-4).
-            request.temporary_errors += 1;
             tracing::debug!(code = error.code, delay_ms = delay.as_millis() as u64, "send refused for now; retrying");
-            self.delayed.push((now + delay, request));
+            request.temporary_errors += 1;
+            request.waited += delay;
+            request.not_before = Some(now + delay);
+            request.refused = result.err().map(Box::new);
+            self.requeue(request);
             return;
         }
         if let Ok(body) = &result {
             match (&request.command, body) {
                 (Command::Login(_) | Command::Register(_) | Command::GuestLogin(_), Body::Auth(auth)) => {
+                    let me = self.user.as_ref().map(|user| user.user_id);
+                    if me.is_some() && me != auth.user.as_ref().map(|user| user.user_id) {
+                        // Sends made as the previous user are not sent as this one.
+                        self.fail_waiting_sends();
+                    }
                     self.tokens = Tokens::from_auth(auth);
                     self.user = auth.user.clone();
                     self.authenticated = true;
@@ -600,6 +707,7 @@ impl<R> ClientCore<R> {
                     self.authenticated = false;
                     self.positions = Positions::default();
                     self.resume_again = false;
+                    self.fail_waiting_sends();
                 }
                 _ => {}
             }
@@ -617,7 +725,7 @@ impl<R> ClientCore<R> {
                 if self.tokens.is_some() {
                     self.start_authenticate(false);
                 } else {
-                    self.become_ready();
+                    self.become_ready(now);
                 }
             }
             Ok(_) => self.set_action(Action::Stop(Error::Protocol("the server answered Hello without Welcome".into()))),
@@ -625,7 +733,7 @@ impl<R> ClientCore<R> {
         }
     }
 
-    fn on_authenticated(&mut self, result: Result<Body, Error>, after_refresh: bool) {
+    fn on_authenticated(&mut self, now: Instant, result: Result<Body, Error>, after_refresh: bool) {
         match result {
             Ok(Body::Auth(auth)) => {
                 self.authenticated = true;
@@ -642,7 +750,7 @@ impl<R> ClientCore<R> {
                     self.phase = Phase::Resuming;
                     self.request_resume();
                 } else {
-                    self.become_ready();
+                    self.become_ready(now);
                 }
             }
             Err(Error::Server(error))
@@ -654,12 +762,14 @@ impl<R> ClientCore<R> {
                 tracing::debug!("access token expired; refreshing");
                 self.send_internal(Purpose::Refresh, Command::Refresh(v1::Refresh { refresh_token }));
             }
-            Ok(_) => self.auth_failed(Error::Protocol("the server answered Authenticate without AuthResult".into())),
-            Err(error) => self.auth_failed(error),
+            Ok(_) => {
+                self.auth_failed(now, Error::Protocol("the server answered Authenticate without AuthResult".into()))
+            }
+            Err(error) => self.auth_failed(now, error),
         }
     }
 
-    fn on_refreshed(&mut self, result: Result<Body, Error>) {
+    fn on_refreshed(&mut self, now: Instant, result: Result<Body, Error>) {
         match result {
             Ok(Body::Auth(auth)) => match Tokens::from_auth(&auth) {
                 Some(tokens) => {
@@ -667,15 +777,15 @@ impl<R> ClientCore<R> {
                     self.events.push_back(Event::TokensRefreshed(tokens));
                     self.start_authenticate(true);
                 }
-                None => self.auth_failed(Error::Protocol("the server answered Refresh without tokens".into())),
+                None => self.auth_failed(now, Error::Protocol("the server answered Refresh without tokens".into())),
             },
-            Ok(_) => self.auth_failed(Error::Protocol("the server answered Refresh without AuthResult".into())),
-            Err(error) => self.auth_failed(error),
+            Ok(_) => self.auth_failed(now, Error::Protocol("the server answered Refresh without AuthResult".into())),
+            Err(error) => self.auth_failed(now, error),
         }
     }
 
     /// Authentication (or the refresh before it) was refused.
-    fn auth_failed(&mut self, error: Error) {
+    fn auth_failed(&mut self, now: Instant, error: Error) {
         if let Error::Server(server) = &error
             && server.temporary
         {
@@ -695,10 +805,10 @@ impl<R> ClientCore<R> {
         for waiter in std::mem::take(&mut self.auth_waiters) {
             self.replies.push_back((waiter, Err(error.clone())));
         }
-        self.become_ready();
+        self.become_ready(now);
     }
 
-    fn on_resumed(&mut self, result: Result<Body, Error>) {
+    fn on_resumed(&mut self, now: Instant, result: Result<Body, Error>) {
         self.resume_in_flight = false;
         match result {
             Ok(Body::Resumed(resumed)) => {
@@ -706,7 +816,7 @@ impl<R> ClientCore<R> {
                     self.apply_resume_status(status);
                 }
                 if self.phase == Phase::Resuming {
-                    self.become_ready();
+                    self.become_ready(now);
                 }
                 if std::mem::take(&mut self.resume_again) {
                     self.request_resume();
@@ -825,6 +935,30 @@ fn close_action(code: i32, reason: String) -> Action {
     } else {
         Action::Reconnect { error, min_delay: Duration::ZERO }
     }
+}
+
+/// How long to wait before sending a send refused with `error` again, or
+/// `None` when the error is the application's: not a send, not temporary,
+/// refused too often in a row, or a wait that would take the send's total
+/// over `max_retry_wait` or end when the application has stopped waiting.
+/// The server's `retry_after_ms` when it gives one (LIMIT-3), else a
+/// doubling backoff (ERR-4).
+fn retry_delay<R>(request: &AppRequest<R>, error: &v1::Error, now: Instant, config: &CoreConfig) -> Option<Duration> {
+    if !is_send(&request.command) || !error.temporary || request.temporary_errors >= config.send_retries {
+        return None;
+    }
+    let delay = if error.retry_after_ms > 0 {
+        Duration::from_millis(error.retry_after_ms.into())
+    } else {
+        TEMPORARY_RETRY_DELAY.saturating_mul(1 << request.temporary_errors.min(5)).min(TEMPORARY_RETRY_MAX_DELAY)
+    };
+    let within_budget = request.waited.saturating_add(delay) <= config.max_retry_wait;
+    let before_deadline = request.deadline.is_none_or(|deadline| now + delay < deadline);
+    (within_budget && before_deadline).then_some(delay)
+}
+
+fn is_send(command: &Command) -> bool {
+    matches!(command, Command::SendMessage(_))
 }
 
 /// Whether an application request written on a connection that dropped

@@ -64,6 +64,12 @@ pub enum Error {
     #[error("the request takes a frame of {size} bytes, over the server's limit of {limit} bytes")]
     FrameTooLarge { size: usize, limit: usize },
 
+    /// A send still waiting to go out (for a retry after a temporary error,
+    /// or behind such a send) when the session logged out or logged in as
+    /// another user: it was not sent, and will not be.
+    #[error("the session logged out or changed user before the message could be sent; it was not sent")]
+    SessionChanged,
+
     /// The call is not possible in the client's current state.
     #[error("{0}")]
     InvalidState(String),

@@ -8,12 +8,22 @@ use confab_protocol::{
     v1::{self, client_frame::Command, server_frame::Body},
 };
 
-use super::{Action, ClientCore, CoreConfig, Phase};
+use tokio::sync::oneshot;
+
+use super::{Action, Answer, ClientCore, CoreConfig, Phase};
 use crate::{Error, Event, Tokens};
 
-/// A core whose replies are answered through plain numbered tags.
-struct Harness {
-    core: ClientCore<u32>,
+/// Plain numbered tags: someone always waits for them.
+impl Answer for u32 {
+    fn abandoned(&self) -> bool {
+        false
+    }
+}
+
+/// A core whose replies are answered through `R`: plain numbered tags
+/// unless a test needs the client's own oneshot senders.
+struct Harness<R = u32> {
+    core: ClientCore<R>,
     now: Instant,
 }
 
@@ -23,17 +33,28 @@ impl Harness {
     }
 
     fn with_config(edit: impl FnOnce(&mut CoreConfig)) -> Self {
+        Harness::build(edit)
+    }
+}
+
+impl<R: Answer> Harness<R> {
+    fn build(edit: impl FnOnce(&mut CoreConfig)) -> Self {
         let mut config = CoreConfig {
             client_name: "test".into(),
             receive_events: true,
             handshake_timeout: Duration::from_secs(10),
             max_buffered_events: 100,
+            request_timeout: None,
             send_retries: 3,
             max_retry_wait: Duration::from_secs(30),
         };
         edit(&mut config);
         let now = Instant::now();
         Harness { core: ClientCore::new(config, now), now }
+    }
+
+    fn submit(&mut self, command: Command, reply: R) {
+        self.core.submit(self.now, command, reply);
     }
 
     fn advance(&mut self, by: Duration) {
@@ -62,7 +83,7 @@ impl Harness {
         self.core.on_frame(self.now, v1::ServerFrame { request_id: 0, body });
     }
 
-    fn replies(&mut self) -> Vec<(u32, Result<Body, Error>)> {
+    fn replies(&mut self) -> Vec<(R, Result<Body, Error>)> {
         std::iter::from_fn(|| self.core.poll_reply()).collect()
     }
 
@@ -82,13 +103,25 @@ impl Harness {
         self.reply(id, Body::Welcome(welcome()));
     }
 
+    /// After a reconnect with tokens: answers Authenticate and Resume.
+    fn authenticate_and_resume(&mut self) {
+        let (id, command) = self.sent_one();
+        assert!(matches!(command, Command::Authenticate(_)), "{command:?}");
+        self.reply(id, Body::Auth(v1::AuthResult::default()));
+        let (id, command) = self.sent_one();
+        assert!(matches!(command, Command::Resume(_)), "{command:?}");
+        self.reply(id, resumed(&[]));
+    }
+}
+
+impl Harness {
     /// Connects and logs in as alice with tokens a1/r1; events start LIVE in
     /// room 1 at seq 10.
     fn logged_in() -> Self {
         let mut h = Harness::new();
         h.connect();
         assert!(matches!(h.events()[..], [Event::Connected { session_id: 77 }]));
-        h.core.submit(Command::Login(v1::Login { username: "alice".into(), ..Default::default() }), 1);
+        h.submit(Command::Login(v1::Login { username: "alice".into(), ..Default::default() }), 1);
         let (id, _) = h.sent_one();
         h.reply(id, Body::Auth(auth("a1", "r1")));
         assert!(matches!(&h.replies()[..], [(1, Ok(Body::Auth(_)))]));
@@ -165,10 +198,10 @@ fn seqs(events: &[Event]) -> Vec<u64> {
 #[test]
 fn requests_wait_for_the_handshake_then_go_out_in_order() {
     let mut h = Harness::new();
-    h.core.submit(Command::ListRooms(v1::ListRooms::default()), 1);
+    h.submit(Command::ListRooms(v1::ListRooms::default()), 1);
     assert!(h.sent().is_empty(), "nothing goes out before connecting");
     h.core.on_connected(h.now, Encoding::Proto);
-    h.core.submit(Command::Ping(v1::Ping {}), 2);
+    h.submit(Command::Ping(v1::Ping {}), 2);
     let (hello_id, _) = h.sent_one();
     h.reply(hello_id, Body::Welcome(welcome()));
     assert_eq!(h.core.phase(), Phase::Ready);
@@ -190,8 +223,8 @@ fn requests_wait_for_the_handshake_then_go_out_in_order() {
 fn error_replies_and_unknown_reply_kinds_become_errors() {
     let mut h = Harness::new();
     h.connect();
-    h.core.submit(Command::JoinRoom(v1::JoinRoom::default()), 1);
-    h.core.submit(Command::ListRooms(v1::ListRooms::default()), 2);
+    h.submit(Command::JoinRoom(v1::JoinRoom::default()), 1);
+    h.submit(Command::ListRooms(v1::ListRooms::default()), 2);
     let sent = h.sent();
     h.reply(sent[0].request_id, error(v1::ErrorCode::RoomNotFound));
     h.core.on_frame(h.now, v1::ServerFrame { request_id: sent[1].request_id, body: None });
@@ -254,7 +287,7 @@ fn an_invitation_to_an_unfollowed_room_is_no_position_in_it() {
 fn a_live_answer_never_moves_a_position_back() {
     let mut h = Harness::new();
     h.connect();
-    h.core.submit(Command::Login(v1::Login::default()), 1);
+    h.submit(Command::Login(v1::Login::default()), 1);
     let (id, _) = h.sent_one();
     h.reply(id, Body::Auth(auth("a1", "r1")));
     let (resume_id, _) = h.sent_one();
@@ -271,9 +304,9 @@ fn reconnect_authenticates_resumes_then_resends_unanswered_sends() {
     let mut h = Harness::logged_in();
     h.events();
     h.push(room_event(1, 1, 11));
-    h.core.submit(send("txn-1"), 10);
-    h.core.submit(Command::GetHistory(v1::GetHistory::default()), 11);
-    h.core.submit(Command::CreateRoom(v1::CreateRoom { name: "new".into(), ..Default::default() }), 12);
+    h.submit(send("txn-1"), 10);
+    h.submit(Command::GetHistory(v1::GetHistory::default()), 11);
+    h.submit(Command::CreateRoom(v1::CreateRoom { name: "new".into(), ..Default::default() }), 12);
     let sent = h.sent();
     assert_eq!(sent.len(), 3);
     // Written, then the connection drops before any reply.
@@ -281,7 +314,7 @@ fn reconnect_authenticates_resumes_then_resends_unanswered_sends() {
     assert_eq!(h.core.phase(), Phase::Disconnected);
     let replies = h.replies();
     assert!(matches!(replies[..], [(12, Err(Error::ConnectionLost))]), "{replies:?}");
-    h.core.submit(Command::ListRooms(v1::ListRooms::default()), 13);
+    h.submit(Command::ListRooms(v1::ListRooms::default()), 13);
 
     h.connect();
     let (auth_id, command) = h.sent_one();
@@ -293,7 +326,7 @@ fn reconnect_authenticates_resumes_then_resends_unanswered_sends() {
         Command::Resume(v1::Resume { positions: vec![v1::RoomPosition { room_id: 1, epoch: 1, seq: 11 }] })
     );
     // Nothing else goes out before the Resume is answered.
-    h.core.submit(Command::Ping(v1::Ping {}), 14);
+    h.submit(Command::Ping(v1::Ping {}), 14);
     assert!(h.sent().is_empty());
     h.push(room_event(1, 1, 11)); // replay overlap
     h.push(room_event(1, 1, 12));
@@ -319,8 +352,8 @@ fn reconnect_authenticates_resumes_then_resends_unanswered_sends() {
 #[test]
 fn requests_never_written_are_retried_whatever_they_are() {
     let mut h = Harness::logged_in();
-    h.core.submit(Command::CreateRoom(v1::CreateRoom::default()), 1);
-    h.core.submit(Command::LeaveRoom(v1::LeaveRoom::default()), 2);
+    h.submit(Command::CreateRoom(v1::CreateRoom::default()), 1);
+    h.submit(Command::LeaveRoom(v1::LeaveRoom::default()), 2);
     // Only the first was written before the drop.
     assert!(h.core.poll_transmit(h.now).is_some());
     h.core.on_disconnected();
@@ -390,7 +423,7 @@ fn the_applications_authenticate_reports_refusal_and_stays_connected() {
     h.events();
     h.core.authenticate(Tokens::new("stale", None), 1);
     let (id, _) = h.sent_one();
-    h.core.submit(Command::ListRooms(v1::ListRooms::default()), 2);
+    h.submit(Command::ListRooms(v1::ListRooms::default()), 2);
     assert!(h.sent().is_empty(), "requests wait while authenticating");
     // No refresh token: an expired token is final.
     h.reply(id, error(v1::ErrorCode::TokenExpired));
@@ -505,7 +538,7 @@ fn a_close_frame_whose_transport_stays_open_decides_after_a_while() {
 #[test]
 fn a_send_refused_for_now_is_kept_and_retried_with_its_transaction_id() {
     let mut h = Harness::logged_in();
-    h.core.submit(send("txn-1"), 1);
+    h.submit(send("txn-1"), 1);
     let (id, _) = h.sent_one();
     h.reply(id, Body::Error(v1::Error::temporary(v1::ErrorCode::RateLimited, "slow down", 700)));
     assert!(h.replies().is_empty(), "the application waits: the send is still in the outbox");
@@ -515,17 +548,16 @@ fn a_send_refused_for_now_is_kept_and_retried_with_its_transaction_id() {
     h.advance(Duration::from_millis(1));
     let (id, command) = h.sent_one();
     assert_eq!(command, send("txn-1"));
-    // Refused for now again, then the connection drops: it goes again after
-    // the reconnect, before a send made later.
+    // Refused for now again, without retry_after_ms: the backoff's second
+    // delay, 2 s. The connection drops; after the reconnect it goes again
+    // once due, before a send made later.
     h.reply(id, Body::Error(v1::Error::temporary(v1::ErrorCode::Unavailable, "busy", 0)));
-    h.core.submit(send("txn-2"), 2);
-    h.sent();
+    h.submit(send("txn-2"), 2);
     h.core.on_disconnected();
     h.connect();
-    let (id, _) = h.sent_one();
-    h.reply(id, Body::Auth(v1::AuthResult::default()));
-    let (id, _) = h.sent_one();
-    h.reply(id, resumed(&[]));
+    h.authenticate_and_resume();
+    assert!(h.sent().is_empty());
+    h.advance(Duration::from_secs(2));
     let resent: Vec<_> = h.sent().into_iter().map(|f| (f.request_id, f.command.unwrap())).collect();
     assert_eq!(resent.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(), vec![send("txn-1"), send("txn-2")]);
     h.reply(resent[0].0, Body::Sent(v1::SendResult { seq: 11, ..Default::default() }));
@@ -541,7 +573,7 @@ fn a_send_refused_for_now_too_often_or_for_too_long_reports_the_error() {
     let limited =
         |retry_after_ms| Body::Error(v1::Error::temporary(v1::ErrorCode::RateLimited, "slow", retry_after_ms));
     let mut h = Harness::logged_in();
-    h.core.submit(send("txn-1"), 1);
+    h.submit(send("txn-1"), 1);
     for _ in 0..3 {
         let (id, _) = h.sent_one();
         h.reply(id, limited(100));
@@ -553,7 +585,7 @@ fn a_send_refused_for_now_too_often_or_for_too_long_reports_the_error() {
     assert!(matches!(&h.replies()[..], [(1, Err(e))] if e.server_code() == Some(v1::ErrorCode::RateLimited)));
 
     // A wait longer than the application's is not waited for.
-    h.core.submit(send("txn-2"), 2);
+    h.submit(send("txn-2"), 2);
     let (id, _) = h.sent_one();
     h.reply(id, limited(31_000));
     assert!(matches!(&h.replies()[..], [(2, Err(_))]));
@@ -561,7 +593,7 @@ fn a_send_refused_for_now_too_often_or_for_too_long_reports_the_error() {
     // Retries off: the first temporary error is the application's.
     let mut h = Harness::with_config(|c| c.send_retries = 0);
     h.connect();
-    h.core.submit(send("txn-3"), 3);
+    h.submit(send("txn-3"), 3);
     let (id, _) = h.sent_one();
     h.reply(id, limited(100));
     assert!(matches!(&h.replies()[..], [(3, Err(_))]));
@@ -604,16 +636,16 @@ fn a_request_over_the_frame_limit_is_refused_without_sending_it() {
         let (id, _) = h.sent_one();
         h.reply(id, Body::Welcome(limited(100, 1000)));
         // Before logging in, the smaller limit applies.
-        h.core.submit(Command::Login(v1::Login { password: "p".repeat(200), ..Default::default() }), 1);
+        h.submit(Command::Login(v1::Login { password: "p".repeat(200), ..Default::default() }), 1);
         assert!(h.sent().is_empty());
         assert!(matches!(&h.replies()[..], [(1, Err(Error::FrameTooLarge { limit: 100, .. }))]));
-        h.core.submit(Command::Login(v1::Login { username: "alice".into(), ..Default::default() }), 2);
+        h.submit(Command::Login(v1::Login { username: "alice".into(), ..Default::default() }), 2);
         let (id, _) = h.sent_one();
         h.reply(id, Body::Auth(auth("a1", "r1")));
         h.sent();
         h.replies();
-        h.core.submit(long(&"x".repeat(2000)), 3);
-        h.core.submit(long(&"x".repeat(500)), 4);
+        h.submit(long(&"x".repeat(2000)), 3);
+        h.submit(long(&"x".repeat(500)), 4);
         let sent = h.sent();
         assert_eq!(sent.len(), 1, "{encoding:?}");
         assert!(matches!(&h.replies()[..], [(3, Err(Error::FrameTooLarge { limit: 1000, .. }))]));
@@ -690,7 +722,7 @@ fn an_application_that_falls_behind_gets_the_dropped_events_replayed() {
 #[test]
 fn logout_forgets_tokens_and_positions() {
     let mut h = Harness::logged_in();
-    h.core.submit(Command::Logout(v1::Logout {}), 1);
+    h.submit(Command::Logout(v1::Logout {}), 1);
     let (id, _) = h.sent_one();
     h.reply(id, Body::Done(v1::Done {}));
     assert_eq!(h.core.tokens(), None);
@@ -704,7 +736,7 @@ fn logout_forgets_tokens_and_positions() {
 fn fail_all_answers_everything_waiting() {
     let mut h = Harness::new();
     h.core.authenticate(Tokens::new("a", None), 1);
-    h.core.submit(send("t"), 2);
+    h.submit(send("t"), 2);
     h.core.on_connected(h.now, Encoding::Proto);
     h.sent();
     h.core.fail_all(&Error::ClientClosed);
@@ -718,4 +750,181 @@ fn fail_all_answers_everything_waiting() {
         .collect();
     tags.sort();
     assert_eq!(tags, vec![1, 2]);
+}
+
+fn limited(retry_after_ms: u32) -> Body {
+    Body::Error(v1::Error::temporary(v1::ErrorCode::RateLimited, "slow down", retry_after_ms))
+}
+
+fn is_rate_limited(error: &Error) -> bool {
+    error.server_code() == Some(v1::ErrorCode::RateLimited)
+}
+
+fn auth_as(user_id: u64) -> Body {
+    let user = v1::User { user_id, name: format!("user{user_id}"), guest: false };
+    Body::Auth(v1::AuthResult { user: Some(user), ..auth("a2", "r2") })
+}
+
+#[test]
+fn later_sends_wait_behind_a_send_refused_for_now_and_other_requests_go_ahead() {
+    let mut h = Harness::logged_in();
+    h.submit(send("txn-1"), 1);
+    let (id, _) = h.sent_one();
+    h.reply(id, limited(700));
+    h.submit(send("txn-2"), 2);
+    h.submit(Command::ListRooms(v1::ListRooms::default()), 3);
+    h.submit(send("txn-3"), 4);
+    let (_, command) = h.sent_one();
+    assert!(matches!(command, Command::ListRooms(_)), "only the read goes ahead, got {command:?}");
+    h.advance(Duration::from_millis(700));
+    let commands: Vec<_> = h.sent().into_iter().map(|f| f.command.unwrap()).collect();
+    assert_eq!(commands, vec![send("txn-1"), send("txn-2"), send("txn-3")], "in the application's order (SEND-6)");
+}
+
+#[test]
+fn a_send_refused_for_now_keeps_its_due_time_and_its_place_across_a_reconnect() {
+    let mut h = Harness::logged_in();
+    h.submit(send("txn-1"), 1);
+    let (id, _) = h.sent_one();
+    h.reply(id, limited(5000));
+    let due = h.now + Duration::from_millis(5000);
+    h.submit(send("txn-2"), 2);
+    h.advance(Duration::from_secs(1));
+    h.core.on_disconnected();
+    h.connect();
+    h.authenticate_and_resume();
+    h.submit(Command::Ping(v1::Ping {}), 3);
+    let (_, command) = h.sent_one();
+    assert!(matches!(command, Command::Ping(_)), "the sends wait for retry_after_ms, got {command:?}");
+    assert_eq!(h.core.next_deadline(), Some(due));
+    h.advance(Duration::from_millis(3999));
+    assert!(h.sent().is_empty());
+    h.advance(Duration::from_millis(1));
+    let commands: Vec<_> = h.sent().into_iter().map(|f| f.command.unwrap()).collect();
+    assert_eq!(commands, vec![send("txn-1"), send("txn-2")], "in their original order (IDEM-5)");
+}
+
+#[test]
+fn a_send_is_given_up_with_its_error_when_the_application_stops_waiting() {
+    let mut h = Harness::with_config(|c| c.request_timeout = Some(Duration::from_secs(5)));
+    h.connect();
+    h.submit(send("txn-1"), 1);
+    let (id, _) = h.sent_one();
+    h.reply(id, limited(3000));
+    assert!(h.replies().is_empty());
+    h.advance(Duration::from_secs(3));
+    let (id, _) = h.sent_one();
+    // A second wait would end at 6 s, after the application's 5 s: its error now.
+    h.reply(id, limited(3000));
+    assert!(matches!(&h.replies()[..], [(1, Err(e))] if is_rate_limited(e)));
+
+    // Waiting for its retry, or for a connection, past the deadline: answered
+    // with its last error, or a timeout, and never sent.
+    h.submit(send("txn-2"), 2);
+    let (id, _) = h.sent_one();
+    h.reply(id, limited(1000));
+    h.core.on_disconnected();
+    h.submit(send("txn-3"), 3);
+    assert_eq!(h.core.next_deadline(), Some(h.now + Duration::from_secs(5)));
+    h.advance(Duration::from_secs(5));
+    let replies = h.replies();
+    assert!(matches!(&replies[..], [(2, Err(e)), (3, Err(Error::Timeout))] if is_rate_limited(e)), "{replies:?}");
+    h.connect();
+    assert!(h.sent().is_empty());
+}
+
+#[test]
+fn the_retry_wait_is_bounded_in_all_not_per_delay() {
+    let mut h = Harness::with_config(|c| c.max_retry_wait = Duration::from_secs(1));
+    h.connect();
+    h.submit(send("txn-1"), 1);
+    let (id, _) = h.sent_one();
+    h.reply(id, limited(600));
+    assert!(h.replies().is_empty());
+    h.advance(Duration::from_millis(600));
+    let (id, _) = h.sent_one();
+    h.reply(id, limited(600));
+    assert!(matches!(&h.replies()[..], [(1, Err(e))] if is_rate_limited(e)), "1.2 s in all is over the 1 s allowed");
+}
+
+#[test]
+fn a_send_whose_caller_stopped_waiting_is_not_sent_again_nor_holds_later_ones() {
+    let mut h = Harness::<oneshot::Sender<Result<Body, Error>>>::build(|_| {});
+    h.connect();
+    let (reply, answer) = oneshot::channel();
+    h.submit(send("txn-1"), reply);
+    let (id, _) = h.sent_one();
+    h.reply(id, limited(700));
+    drop(answer);
+    let (reply, _answer) = oneshot::channel();
+    h.submit(send("txn-2"), reply);
+    assert_eq!(h.sent_one().1, send("txn-2"));
+    h.advance(Duration::from_millis(700));
+    assert!(h.sent().is_empty());
+}
+
+#[test]
+fn logging_out_or_in_as_someone_else_fails_the_sends_still_waiting() {
+    let mut h = Harness::logged_in();
+    h.submit(send("txn-1"), 1);
+    let (id, _) = h.sent_one();
+    h.reply(id, limited(700));
+    h.submit(send("txn-2"), 2);
+    h.submit(Command::Logout(v1::Logout {}), 3);
+    let (id, _) = h.sent_one();
+    h.reply(id, Body::Done(v1::Done {}));
+    let replies = h.replies();
+    assert!(
+        matches!(
+            &replies[..],
+            [(1, Err(Error::SessionChanged)), (2, Err(Error::SessionChanged)), (3, Ok(Body::Done(_)))]
+        ),
+        "{replies:?}"
+    );
+    h.advance(Duration::from_millis(700));
+    assert!(h.sent().is_empty());
+
+    // Logging in again as the same user keeps the send; as another, fails it.
+    for (user_id, kept) in [(5, true), (6, false)] {
+        let mut h = Harness::logged_in();
+        h.submit(send("txn-1"), 1);
+        let (id, _) = h.sent_one();
+        h.reply(id, limited(700));
+        h.submit(Command::Login(v1::Login::default()), 2);
+        let (id, _) = h.sent_one();
+        h.reply(id, auth_as(user_id));
+        let replies = h.replies();
+        if kept {
+            assert!(matches!(&replies[..], [(2, Ok(_))]), "{replies:?}");
+        } else {
+            assert!(matches!(&replies[..], [(1, Err(Error::SessionChanged)), (2, Ok(_))]), "{replies:?}");
+        }
+    }
+}
+
+#[test]
+fn after_a_close_frame_nothing_is_written_and_a_write_failure_waits_for_the_close_code() {
+    let mut h = Harness::logged_in();
+    h.push(Some(Body::Close(v1::Close { code: 4503, reason: "revoked".into() })));
+    h.submit(Command::ListRooms(v1::ListRooms::default()), 1);
+    assert!(!h.core.has_transmit());
+    assert!(h.sent().is_empty(), "nothing is written after a Close frame");
+    h.core.on_write_failed(Error::Transport("broken pipe".into()));
+    assert!(h.core.poll_action().is_none(), "the transport's close code may still come (CLOSE-3)");
+    h.core.on_transport_closed(Some(4000), String::new());
+    assert!(matches!(h.core.poll_action(), Some(Action::Reconnect { error: Error::Closed { code: 4000, .. }, .. })));
+    // The request waits for the next connection.
+    h.core.on_disconnected();
+    h.connect();
+    h.authenticate_and_resume();
+    assert!(matches!(h.sent_one().1, Command::ListRooms(_)));
+
+    // No close code after all: the frame decides at the close deadline.
+    let mut h = Harness::logged_in();
+    h.push(Some(Body::Close(v1::Close { code: 4503, reason: "revoked".into() })));
+    h.core.on_write_failed(Error::Transport("broken pipe".into()));
+    h.advance(super::CLOSE_CODE_WAIT - Duration::from_millis(1));
+    assert!(h.core.poll_action().is_none());
+    h.advance(Duration::from_millis(1));
+    assert!(matches!(h.core.poll_action(), Some(Action::Stop(Error::Closed { code: 4503, .. }))));
 }
