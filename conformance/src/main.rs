@@ -7,7 +7,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use confab_conformance::{
     client,
-    outcome::Summary,
+    outcome::{Grade, Summary},
     report::{self, Report},
     server::{self, Target},
     wire::{Transport, Wire},
@@ -166,7 +166,17 @@ async fn run_client(args: ClientArgs) -> anyhow::Result<ExitCode> {
     eprintln!("confab-conformance: {} client cases against {:?}", cases.len(), args.exec);
     let case_timeout = Duration::from_secs(60) + target.answer_timeout * 4;
     let outcomes = client::run(Arc::new(target), &cases, args.jobs, case_timeout).await;
-    finish(Report::new("client", args.exec, outcomes), args.report)
+    // A driver that exits 127 for everything "conforms" by the summary; so
+    // does a mistyped --exec whose shell happens to exit 127 too.
+    let played = outcomes.iter().any(|o| {
+        o.case != client::CONTRACT_CASE && matches!(o.grade, Grade::Pass | Grade::NonStrict | Grade::Informational)
+    });
+    let exit = finish(Report::new("client", args.exec.clone(), outcomes), args.report)?;
+    if !played {
+        eprintln!("confab-conformance: the driver supports no case on these wires: is --exec {:?} right?", args.exec);
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(exit)
 }
 
 async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -222,7 +232,7 @@ fn matches_encoding(wanted: Option<EncodingArg>, encoding: Encoding) -> bool {
 
 fn finish(mut report: Report, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let summary = Summary::of(&report.outcomes);
-    for outcome in report.outcomes.iter().filter(|o| o.grade == confab_conformance::outcome::Grade::Fail) {
+    for outcome in report.outcomes.iter().filter(|o| o.grade == Grade::Fail) {
         eprintln!("FAIL {} [{}]: {}", outcome.case, outcome.wire, report::failure_summary(outcome));
     }
     if let Some(dir) = dir {

@@ -2,7 +2,8 @@
 //! (`confab-sdk-driver`, built by `cargo build --workspace`) plays every
 //! client case on every wire, and every case must pass, so a regression of
 //! the SDK fails CI. And the suite can fail: a driver that supports nothing
-//! is graded unsupported, a broken one and one that lies are failed.
+//! is graded unsupported (and the binary exits 1 for it), a missing, a
+//! broken and a lying one are failed.
 //!
 //! `CONFAB_CONFORMANCE_CASES=resume/,close/` runs only the cases whose ids
 //! start with one of those prefixes; `CONFAB_CONFORMANCE_REPORT=DIR` keeps
@@ -136,4 +137,29 @@ async fn a_driver_that_lies_fails() {
     assert_eq!(contract.grade, Grade::Pass);
     let passed: Vec<&Outcome> = cases.iter().filter(|o| o.grade != Grade::Fail).collect();
     assert!(passed.is_empty(), "claims without a connection must fail:\n{}", describe(&passed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_driver_command_fails_the_contract_check() {
+    // `sh -c` exits 127 for a command it cannot find, as a driver does for
+    // an unsupported case: the contract check must tell them apart.
+    let exec = "confab-no-such-driver-7f3a --flag";
+    let outcomes = run(exec, &sample(), "missing-driver").await;
+    let contract = &outcomes[0];
+    assert_eq!(contract.case, CONTRACT_CASE);
+    assert_eq!(contract.grade, Grade::Fail, "a command not found is no driver:\n{}", describe(&[contract]));
+    let summary = report::failure_summary(contract);
+    assert!(summary.contains("confab-no-such-driver-7f3a"), "the failure names the command: {summary}");
+    assert!(!Summary::of(&outcomes).conforms());
+}
+
+#[test]
+fn the_binary_fails_a_run_in_which_no_case_is_supported() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_confab-conformance"))
+        .args(["client", "--exec", "exit 127", "--case", "hello/first-frame", "--answer-timeout", "3"])
+        .output()
+        .expect("run confab-conformance");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "exit status 1 expected:\n{stderr}");
+    assert!(stderr.contains("the driver supports no case"), "{stderr}");
 }

@@ -297,10 +297,10 @@ class Client:
                 emit({"type": "closed", "code": code, "reconnecting": not final})
             if final:
                 return self._end(reason, code)
-            # Exponential backoff with jitter (CLOSE-2): from 0.2 s (the suite's waits are short; a
-            # real client may start nearer 1 s), doubling up to 30 s, each between half and all of it.
+            # Exponential backoff with jitter (CLOSE-2's example): from 1 s, doubling up to 60 s,
+            # each between half and all of it.
             self.attempt += 1
-            if self.wake.wait(min(0.2 * 2 ** (self.attempt - 1), 30) * random.uniform(0.5, 1)):
+            if self.wake.wait(min(2 ** (self.attempt - 1), 60) * random.uniform(0.5, 1)):
                 return self._end("the client was disconnected", None)
 
     def _end(self, message, code):

@@ -28,6 +28,8 @@ use crate::{
 
 /// Long enough for anything that must happen (a reconnect, an answer).
 const SOON: Duration = Duration::from_secs(10);
+/// How long `close/backoff` waits for five reconnect attempts.
+const BACKOFF_WAIT: Duration = Duration::from_secs(60);
 /// How long the suite watches for something that must not happen.
 const QUIET: Duration = Duration::from_millis(1500);
 
@@ -178,7 +180,7 @@ pub fn all() -> Vec<Case> {
             "auth/stored-tokens",
             "Accounts and authentication",
             "Across runs (CONFAB_STATE_DIR) the client reuses its tokens and always presents the newest refresh token",
-            &["AUTH-10", "AUTH-2"],
+            &["AUTH-10", "AUTH-11", "AUTH-2"],
             Wires::Once,
             stored_tokens,
         ),
@@ -422,20 +424,11 @@ async fn first_frame(cx: Ctx) -> CaseResult {
         let extra = seen.iter().any(|s| matches!(s, Seen::ExtraStream { .. }));
         cx.check("QUIC-3", !extra, "one bidirectional stream, Hello first on it, no other stream");
     } else {
-        let offered = seen
-            .iter()
-            .find_map(|s| match s {
-                Seen::Opened { conn, offered, .. } if *conn == client.conn => Some(offered.clone()),
-                _ => None,
-            })
-            .unwrap_or_default();
+        let offered = cx.offered(client.conn);
         let ours: Vec<&String> = offered.iter().filter(|name| Encoding::from_ws_subprotocol(name).is_some()).collect();
+        // That the session runs in this wire's encoding, Ctx::start has
+        // required; a frame in another encoding would not have decoded.
         cx.check("WS-2", !ours.is_empty(), format!("offers the subprotocols {offered:?}"));
-        let wanted = if cx.wire().is_json() { confab_protocol::WS_JSON } else { confab_protocol::WS_PROTO };
-        if ours.first().map(|s| s.as_str()) != Some(wanted) {
-            cx.note(format!("CONFAB_ENCODING asked for {wanted}, but the client offered {offered:?} first"));
-        }
-        cx.check("WS-2", !frames.is_empty(), "every frame arrived in the encoding the server selected");
     }
     client.quit().await
 }
@@ -529,7 +522,6 @@ async fn json_variants(cx: Ctx) -> CaseResult {
 
 async fn unknown_enum_values(cx: Ctx) -> CaseResult {
     let mut client = cx.start().await?;
-    let conn = client.conn;
     cx.server().model(|model| {
         model.script.sends.push_back(SendAct::Crafted(Box::new(|encoding, request_id| {
             craft::error_of_unknown_code(encoding, request_id, false, 0)
@@ -571,8 +563,8 @@ async fn unknown_enum_values(cx: Ctx) -> CaseResult {
     let read = answered(&page, "history") && seqs == [Some(1), Some(2)];
     cx.check("ENC-7", read, format!("a page whose RoomCreated has an unknown room kind reads as {seqs:?}: {page}"));
     cx.check("COMPAT-2", read, "unknown enum values are tolerated");
-    let stayed = client.opened_another(cx.server(), Duration::ZERO).await.is_none();
-    cx.check("ENC-7", stayed && client.conn == conn, "neither frame made the client drop its session");
+    let lost = client.lost_session(cx.server(), QUIET).await;
+    cx.check("ENC-7", lost.is_none(), lost.as_deref().unwrap_or("neither frame made the client drop its session"));
     client.quit().await
 }
 
@@ -609,9 +601,10 @@ async fn unknown_push_and_reply(cx: Ctx) -> CaseResult {
         answered(&page, "history") && page.events().len() == expected,
         format!("the next request is answered normally: {} events ({expected} expected)", page.events().len()),
     );
-    let stayed = client.opened_another(cx.server(), Duration::ZERO).await.is_none();
-    cx.check("ENC-8", stayed, "the session stayed up throughout (unknown frames are ignored, not fatal)");
-    cx.check("COMPAT-2", stayed, "unknown push bodies are ignored");
+    let lost = client.lost_session(cx.server(), QUIET).await;
+    let stayed = lost.as_deref().unwrap_or("the session stayed up throughout (unknown frames are ignored, not fatal)");
+    cx.check("ENC-8", lost.is_none(), stayed);
+    cx.check("COMPAT-2", lost.is_none(), format!("unknown push bodies are ignored: {stayed}"));
     client.quit().await
 }
 
@@ -955,7 +948,20 @@ async fn backoff(cx: Ctx) -> CaseResult {
         }
     });
     cx.server().close(first, Some(4000), 4000, "restarting");
-    reconnect(&cx, &mut client, "SERVER_SHUTDOWN and four SERVER_BUSY").await?;
+    // Five attempts with CLOSE-2's example backoff (starting near 1 s,
+    // doubling) take 15 to 31 s; reconnecting at all is a SHOULD, so a
+    // client slower than BACKOFF_WAIT misses a SHOULD, it does not fail.
+    let back = client.reconnected(cx.server(), BACKOFF_WAIT).await?;
+    if back.is_none() {
+        cx.should(
+            "CLOSE-2",
+            false,
+            format!(
+                "the client did not get back within {} s of SERVER_SHUTDOWN and four SERVER_BUSY",
+                BACKOFF_WAIT.as_secs()
+            ),
+        );
+    }
     let seen = cx.server().seen();
     let ended = |conn: u32| {
         seen.iter().find_map(|s| match s {
@@ -978,8 +984,10 @@ async fn backoff(cx: Ctx) -> CaseResult {
     let shown: Vec<u128> = gaps.iter().map(|g| g.as_millis()).collect();
     // Compared in pairs, so that one slow moment of this machine does not
     // pass for (or hide) a backoff.
-    let grows = gaps.len() == REFUSED && gaps[2] + gaps[3] > gaps[0] + gaps[1];
-    cx.should("CLOSE-2", grows, format!("delays before each reconnect attempt: {shown:?} ms (they should grow)"));
+    if gaps.len() == REFUSED {
+        let grows = gaps[2] + gaps[3] > gaps[0] + gaps[1];
+        cx.should("CLOSE-2", grows, format!("delays before each reconnect attempt: {shown:?} ms (they should grow)"));
+    }
     client.quit().await
 }
 
@@ -1071,12 +1079,26 @@ async fn stored_tokens(cx: Ctx) -> CaseResult {
                 "the driver logs in with the password on every run: it keeps no tokens in CONFAB_STATE_DIR".into(),
             ));
         }
-        let (refresh, _) = refresh_then_authenticate(&commands);
-        cx.check(
-            "AUTH-10",
-            refresh.is_some() && refresh == expected,
-            format!("run {run} refreshes with the newest refresh token stored by the run before"),
-        );
+        match refresh_then_authenticate(&commands) {
+            (Some(refresh), _) => {
+                cx.check(
+                    "AUTH-10",
+                    Some(&refresh) == expected.as_ref(),
+                    format!("run {run} refreshes with the newest refresh token stored by the run before"),
+                );
+            }
+            (None, _) => {
+                cx.should(
+                    "AUTH-11",
+                    false,
+                    format!(
+                        "run {run} answered TOKEN_EXPIRED without a Refresh ({}): it should refresh, then \
+                         Authenticate",
+                        commands.iter().map(super::model::name).collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+        }
         client.quit().await?;
     }
     Ok(())
@@ -1147,8 +1169,9 @@ async fn resend_several_in_order(cx: Ctx) -> CaseResult {
         model.script.sends.push_back(SendAct::Hold);
         model.script.sends.push_back(SendAct::Ack);
     });
-    let sends = |_: u32, _: u64, command: &Command| match command {
-        Command::SendMessage(send) => Some(send.clone()),
+    // A send, with its connection and request id.
+    let sends = |conn: u32, request_id: u64, command: &Command| match command {
+        Command::SendMessage(send) => Some((conn, request_id, send.clone())),
         _ => None,
     };
     let first_id = client.driver.command("send", json!({"room_id": LOUNGE.to_string(), "text": "first"})).await?;
@@ -1171,24 +1194,35 @@ async fn resend_several_in_order(cx: Ctx) -> CaseResult {
         (seq_of("first"), seq_of("second"))
     });
     let back = reconnect(&cx, &mut client, "the connection dropped with two sends unanswered").await?;
+    let on_back =
+        |conn: u32, request_id: u64, command: &Command| sends(conn, request_id, command).filter(|_| conn == back.conn);
     let mut resent = Vec::new();
-    while resent.len() < 2 {
-        let wait = if resent.is_empty() { SOON } else { Duration::from_secs(3) };
-        match client.next_command(cx.server(), wait, |conn, _, c| sends(conn, 0, c).filter(|_| conn == back.conn)).await
-        {
-            Some(send) => resent.push(send),
-            None if resent.len() == 1 => {
-                cx.note("the client resent one send at a time (it waited for the first reply): replies in another order were not exercised");
-                cx.server().release_held();
+    // Whether both resends were in flight at once.
+    let mut together = false;
+    if let Some(send) = client.next_command(cx.server(), SOON, on_back).await {
+        resent.push(send);
+        match client.next_command(cx.server(), Duration::from_secs(3), on_back).await {
+            Some(send) => {
+                resent.push(send);
+                together = true;
             }
-            None => break,
+            None => {
+                // The first resend's reply is held until the second is
+                // answered: release it, once, and wait for the second.
+                cx.note(
+                    "the client resent one send at a time (it waited for the first reply): replies in another order \
+                     were not exercised",
+                );
+                cx.server().release_held();
+                resent.extend(client.next_command(cx.server(), SOON, on_back).await);
+            }
         }
     }
-    let order: Vec<&str> = resent.iter().map(|s| s.client_txn_id.as_str()).collect();
+    let order: Vec<&str> = resent.iter().map(|(_, _, s)| s.client_txn_id.as_str()).collect();
     cx.check(
         "IDEM-5",
-        order == [first.client_txn_id.as_str(), second.client_txn_id.as_str()]
-            && resent.first().is_some_and(|s| s.text == "first"),
+        order == [first.2.client_txn_id.as_str(), second.2.client_txn_id.as_str()]
+            && resent.first().is_some_and(|(_, _, s)| s.text == "first"),
         format!("resent in the original order with the same transaction ids: {order:?}"),
     );
     let a1 = client.driver.answer(&first_id).await?;
@@ -1198,7 +1232,18 @@ async fn resend_several_in_order(cx: Ctx) -> CaseResult {
         sent_seq(&a1) == seqs.0 && sent_seq(&a2) == seqs.1,
         format!("replies (the second answered first) matched by request id: first {a1}, second {a2}"),
     );
-    cx.check("FRAME-2", second.client_txn_id != first.client_txn_id, "two requests in flight at once, distinct ids");
+    cx.check(
+        "FRAME-2",
+        first.0 != second.0 || (first.1 != 0 && first.1 != second.1),
+        format!("two sends in flight at once on one connection, request ids {} and {}", first.1, second.1),
+    );
+    if let ([(_, one, _), (_, two, _)], true) = (resent.as_slice(), together) {
+        cx.check(
+            "FRAME-2",
+            *one != 0 && one != two,
+            format!("the two resends on conn/{}, request ids {one} and {two}", back.conn),
+        );
+    }
     expect_event(&mut client, LOUNGE, head(&cx, LOUNGE)).await?;
     cx.check_events("RESUME-10", &client, LOUNGE, LOUNGE_HEAD, head(&cx, LOUNGE));
     client.quit().await
@@ -1348,7 +1393,7 @@ async fn reset(cx: Ctx) -> CaseResult {
             model.append_quietly(LOUNGE, &bob, message(&format!("too many to replay {n}"), ""));
         }
     });
-    let back = reconnect(&cx, &mut client, "a dropped connection, 20 events behind").await?;
+    reconnect(&cx, &mut client, "a dropped connection, 20 events behind").await?;
     let head = head(&cx, LOUNGE);
     cx.remark(&format!("lounge answered RESET at head {head} (max_resume_events 5)"));
     let reloaded = reload(&cx, &mut client, LOUNGE).await;
@@ -1373,13 +1418,9 @@ async fn reset(cx: Ctx) -> CaseResult {
     }
     let live = cx.server().bob_says(LOUNGE, "live after the reset");
     expect_event(&mut client, LOUNGE, live.seq).await?;
-    let resumed_again = resumes_on(&cx, back.conn) > 1;
+    // Sending Resume again after the reload is allowed (RESUME-7).
     let once = client.events(LOUNGE).iter().filter(|e| e.seq == Some(live.seq)).count() == 1;
-    cx.check(
-        "RESUME-3",
-        once && !resumed_again,
-        format!("continued from head {head}: event {} applied once, without another Resume", live.seq),
-    );
+    cx.check("RESUME-3", once, format!("continued from head {head}: event {} applied once", live.seq));
     client.quit().await
 }
 
@@ -1634,8 +1675,8 @@ async fn split_and_coalesced(cx: Ctx) -> CaseResult {
     expect_event(&mut client, LOUNGE, last).await?;
     cx.check_events("QUIC-4", &client, LOUNGE, LOUNGE_HEAD, last);
     cx.check_events("RESUME-10", &client, LOUNGE, LOUNGE_HEAD, last);
-    let stayed = client.opened_another(cx.server(), Duration::ZERO).await.is_none();
-    cx.check("ENC-8", stayed, "the empty frame was ignored; the session stayed");
+    let lost = client.lost_session(cx.server(), QUIET).await;
+    cx.check("ENC-8", lost.is_none(), lost.as_deref().unwrap_or("the empty frame was ignored; the session stayed"));
     client.quit().await
 }
 

@@ -173,7 +173,50 @@ impl Ctx {
                 self.answer_timeout().as_secs()
             )));
         };
+        self.negotiated(conn)?;
         Ok(Client { driver, conn, cursor })
+    }
+
+    /// Requires that the WebSocket connection `conn` runs in the encoding
+    /// of the wire under test. The server selects the first subprotocol the
+    /// client offers (WS-2), so a client that offers only the other one
+    /// does not play this wire (unsupported), and one that offers this
+    /// wire's subprotocol after the other ignores `CONFAB_ENCODING`.
+    fn negotiated(&self, conn: ConnId) -> CaseResult {
+        if self.is_quic() {
+            return Ok(());
+        }
+        let server = &self.0.server;
+        let wanted = self.0.wire.encoding;
+        if server.encoding(conn) == wanted {
+            return Ok(());
+        }
+        let offered = self.offered(conn);
+        let subprotocol = wanted.ws_subprotocol();
+        if offered.iter().any(|name| name == subprotocol) {
+            Err(Stop::Failed(format!(
+                "CONFAB_ENCODING asked for {subprotocol}, but the client offered {offered:?}, and the server selects \
+                 the first it supports (WS-2): offer {subprotocol} first"
+            )))
+        } else {
+            Err(Stop::Unsupported(format!(
+                "the client offered {offered:?}, not {subprotocol}: it does not speak this wire's encoding"
+            )))
+        }
+    }
+
+    /// The WebSocket subprotocols the client offered on `conn`, in its
+    /// order.
+    pub fn offered(&self, conn: ConnId) -> Vec<String> {
+        self.0
+            .server
+            .seen()
+            .iter()
+            .find_map(|s| match s {
+                Seen::Opened { conn: c, offered, .. } if *c == conn => Some(offered.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
     }
 
     // ---- checks ----------------------------------------------------------
@@ -368,6 +411,23 @@ impl Client {
             .wait(&mut self.cursor, within, |seen| match seen {
                 Seen::Opened { conn, .. } if *conn > current => Some(*conn),
                 Seen::Refused { .. } => Some(ConnId::MAX),
+                _ => None,
+            })
+            .await
+    }
+
+    /// Watches the client's connection for `within`: `None` when it stayed
+    /// up and no other was opened, else what happened. The whole log is
+    /// read, so a loss before the watch counts too.
+    pub async fn lost_session(&self, server: &ScriptedServer, within: Duration) -> Option<String> {
+        let current = self.conn;
+        server
+            .wait(&mut 0, within, |seen| match seen {
+                Seen::Ended { conn, by_client, code, .. } if *conn == current => Some(format!(
+                    "conn/{current} ended ({}, code {code:?})",
+                    if *by_client { "by the client" } else { "by the server" }
+                )),
+                Seen::Opened { conn, .. } if *conn > current => Some(format!("the client opened conn/{conn}")),
                 _ => None,
             })
             .await

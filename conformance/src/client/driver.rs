@@ -1,8 +1,9 @@
 //! The client under test, as a process: started through `sh -c` with the
 //! driver contract's environment (driver-contract.md), given JSON lines on
 //! stdin, read as JSON lines on stdout, its stderr kept as evidence. Every
-//! wait is bounded; the process (and its process group) is killed when the
-//! case is done with it or gives up on it.
+//! wait is bounded; the process group is killed when the case is done with
+//! the driver or gives up on it, whether the driver exited or not (its
+//! children go too).
 
 use std::{
     collections::VecDeque,
@@ -154,6 +155,10 @@ pub struct Driver {
     /// audit (AUTH-2).
     pub printed: Arc<Mutex<String>>,
     exited: Option<ExitStatus>,
+    /// Whether the driver printed a line of the contract: from then on it
+    /// has read a command, and exit status 127 no longer means
+    /// "unsupported".
+    spoke: bool,
     /// The readers of stdout and stderr, stopped with the driver.
     readers: Vec<JoinHandle<()>>,
 }
@@ -207,6 +212,7 @@ impl Driver {
             answer_timeout,
             printed,
             exited: None,
+            spoke: false,
             readers,
         })
     }
@@ -323,6 +329,7 @@ impl Driver {
                 crate::evidence::show(text.as_bytes())
             ))),
             Line::Output(output) => {
+                self.spoke = true;
                 if output.id.is_none() {
                     self.reports.push(output.clone());
                 }
@@ -332,23 +339,36 @@ impl Driver {
         }
     }
 
-    /// Why the driver stopped talking: its exit (127: unsupported).
+    /// Why the driver stopped talking: its exit (127: unsupported, if it
+    /// had printed nothing yet).
     async fn gone(&mut self, when: &str) -> Stop {
         let status = match self.exited {
             Some(status) => Some(status),
             None => tokio::time::timeout(Duration::from_secs(3), self.child.wait()).await.ok().and_then(Result::ok),
         };
         self.exited = status;
-        match status.and_then(|s| s.code()) {
-            Some(UNSUPPORTED) => {
-                self.log.event(&self.label, "exited 127: this case is not supported");
+        match status {
+            Some(status) => self.exit_stop(status, when),
+            None => Stop::Failed(format!("the driver closed its stdout {when}")),
+        }
+    }
+
+    /// What an exit with `status` means for the case. 127 means
+    /// "unsupported" only before the driver read its first command; the
+    /// suite writes `connect` as soon as it starts the driver, so it cannot
+    /// see that read, and takes the driver's first line on stdout as the
+    /// sign that it happened.
+    fn exit_stop(&self, status: ExitStatus, when: &str) -> Stop {
+        self.log.event(&self.label, &format!("exited with {}", describe(status)));
+        match status.code() {
+            Some(UNSUPPORTED) if !self.spoke => {
                 Stop::Unsupported("the driver exited 127: the client does not support this case".into())
             }
-            Some(code) => {
-                self.log.event(&self.label, &format!("exited with status {code}"));
-                Stop::Failed(format!("the driver exited with status {code} {when}"))
-            }
-            None => Stop::Failed(format!("the driver closed its stdout {when}")),
+            Some(UNSUPPORTED) => Stop::Failed(format!(
+                "the driver exited 127 {when}, after it had answered: 127 means \"unsupported\" only before the \
+                 driver reads its first command"
+            )),
+            _ => Stop::Failed(format!("the driver exited with {} {when}", describe(status))),
         }
     }
 
@@ -367,16 +387,12 @@ impl Driver {
         match tokio::time::timeout(within, self.child.wait()).await {
             Ok(Ok(status)) => {
                 self.exited = Some(status);
-                self.log.event(&self.label, &format!("exited with {}", describe(status)));
                 match status.code() {
-                    Some(0) => Ok(()),
-                    Some(UNSUPPORTED) => {
-                        Err(Stop::Unsupported("the driver exited 127: the client does not support this case".into()))
+                    Some(0) => {
+                        self.log.event(&self.label, "exited with status 0");
+                        Ok(())
                     }
-                    _ => Err(Stop::Failed(format!(
-                        "the driver exited with {} after quit (0 expected)",
-                        describe(status)
-                    ))),
+                    _ => Err(self.exit_stop(status, "after quit (0 expected)")),
                 }
             }
             Ok(Err(error)) => Err(Stop::Failed(format!("waiting for the driver: {error}"))),
@@ -402,6 +418,18 @@ impl Driver {
         }
     }
 
+    /// Waits at most `within` until stdout and stderr are read to their
+    /// end (after the driver exited, say), so that everything it printed
+    /// is in [`Driver::printed`].
+    pub async fn drained(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        for mut reader in std::mem::take(&mut self.readers) {
+            if tokio::time::timeout_at(deadline, &mut reader).await.is_err() {
+                reader.abort();
+            }
+        }
+    }
+
     /// Waits for the driver to exit by itself (stdin closed), within `within`.
     pub async fn exit_status(&mut self, within: Duration) -> Option<ExitStatus> {
         self.stdin.take();
@@ -413,9 +441,9 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        if self.exited.is_none() {
-            kill_group(self.pid);
-        }
+        // Even when the driver exited: children it started may live on in
+        // its process group (driver-contract.md, "Time limits").
+        kill_group(self.pid);
         for reader in &self.readers {
             reader.abort();
         }

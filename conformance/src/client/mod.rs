@@ -15,9 +15,9 @@
 //! - `cases.rs`: the cases, each citing the requirements it checks, graded
 //!   from what the client did on the wire and what it reported.
 //!
-//! Before the cases, the harness starts the driver with a case id no case
-//! has and requires exit status 127, so that 127 can be trusted to mean
-//! "unsupported".
+//! Alongside the cases, the harness starts the driver with a case id no
+//! case has and requires exit status 127 (and no shell saying the command
+//! was not found), so that 127 can be trusted to mean "unsupported".
 
 mod cases;
 pub mod craft;
@@ -77,8 +77,9 @@ impl Target {
 /// The id of the contract check's outcome.
 pub const CONTRACT_CASE: &str = "contract/unknown-case";
 
-/// Runs the contract check, then `cases` on each wire they apply to, `jobs`
-/// at a time, each cut off after `case_timeout`.
+/// Runs the contract check and `cases` on each wire they apply to, `jobs`
+/// at a time (the contract check first in the plan, alongside the cases,
+/// not before them), each cut off after `case_timeout`.
 pub async fn run(target: Arc<Target>, cases: &[Case], jobs: usize, case_timeout: Duration) -> Vec<Outcome> {
     // On the first wire under test, so that a driver which supports only
     // some wires must still look at the case id.
@@ -142,7 +143,18 @@ async fn unknown_case(target: Arc<Target>, wire: Wire, record: runner::Record) -
     let mut driver =
         Driver::spawn(&target.exec, &env, &dir, record.log.clone(), "driver".into(), target.answer_timeout)?;
     match driver.exit_status(target.answer_timeout).await {
-        Some(status) if status.code() == Some(UNSUPPORTED) => Ok(()),
+        Some(status) if status.code() == Some(UNSUPPORTED) => {
+            driver.drained(Duration::from_secs(1)).await;
+            let printed = driver.printed.lock().map(|p| p.clone()).unwrap_or_default();
+            match shell_failure(&printed, &id) {
+                Some(line) => Err(Stop::Failed(format!(
+                    "the driver command {:?} could not be run (the shell said {line:?}): its exit status 127 \
+                     means \"command not found\" here, not \"unsupported\"; check --exec",
+                    target.exec
+                ))),
+                None => Ok(()),
+            }
+        }
         Some(status) => Err(Stop::Failed(format!(
             "the driver exited with {} for the unknown case {id}; the contract requires 127, so that 127 can \
              mean \"unsupported\"",
@@ -153,4 +165,13 @@ async fn unknown_case(target: Arc<Target>, wire: Wire, record: runner::Record) -
             target.answer_timeout.as_secs()
         ))),
     }
+}
+
+/// The line of `printed` in which a shell (or `env`, or a `#!` line)
+/// says it could not find or run a command, as `sh -c` does with status
+/// 127. A driver may name the unknown case `case_id` when it refuses it;
+/// such a line is not the shell's.
+fn shell_failure<'a>(printed: &'a str, case_id: &str) -> Option<&'a str> {
+    const SIGNS: [&str; 3] = ["not found", "Permission denied", "No such file"];
+    printed.lines().find(|line| !line.contains(case_id) && SIGNS.iter().any(|sign| line.contains(sign)))
 }

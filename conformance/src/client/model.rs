@@ -364,8 +364,8 @@ impl Model {
         }
     }
 
-    /// Every token issued so far and the password: none may appear in the
-    /// driver's output (AUTH-2).
+    /// Every token issued so far: none may appear in the driver's output
+    /// (AUTH-2). The password is not among them: the driver is given it.
     pub fn secrets(&self) -> Vec<String> {
         self.access.keys().chain(self.refresh.keys()).cloned().collect()
     }

@@ -13,7 +13,7 @@
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
-    sync::Arc,
+    sync::{Arc, Mutex as SyncMutex},
 };
 
 use confab_sdk::{
@@ -26,6 +26,7 @@ use tokio::{
     sync::Mutex,
     task::JoinSet,
 };
+use tokio_util::sync::CancellationToken;
 
 /// The cases this driver plays: every client case of the suite. A case the
 /// suite adds later is answered 127 (unsupported) until it is listed here.
@@ -122,7 +123,13 @@ async fn main() -> ExitCode {
         eprintln!("confab-sdk-driver: case {:?} is not supported", config.case);
         return ExitCode::from(UNSUPPORTED);
     }
-    let mut driver = Driver { config: Arc::new(config), out: Out::default(), client: None, tasks: JoinSet::new() };
+    let mut driver = Driver {
+        config: Arc::new(config),
+        out: Out::default(),
+        client: None,
+        tasks: JoinSet::new(),
+        stop: CancellationToken::new(),
+    };
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     loop {
         let line = match lines.next_line().await {
@@ -169,6 +176,9 @@ struct Driver {
     client: Option<Arc<Client>>,
     /// Commands in flight and the event pump; stopped on disconnect.
     tasks: JoinSet<()>,
+    /// Cancelled on disconnect: a command in flight then answers `error`
+    /// (every command gets its one answer), the pump stops.
+    stop: CancellationToken,
 }
 
 impl Driver {
@@ -188,19 +198,26 @@ impl Driver {
                     self.out.emit(json!({"type": "error", "id": id, "message": "not connected"})).await;
                     return true;
                 };
-                let out = self.out.clone();
+                let (out, config, stop) = (self.out.clone(), self.config.clone(), self.stop.clone());
                 // Each in its own task: the suite may send a command before
                 // the previous one is answered.
-                if cmd == "send" {
-                    self.tasks.spawn(send(client, out, id, command));
-                } else {
-                    self.tasks.spawn(history(client, out, id, command));
-                }
+                self.tasks.spawn(async move {
+                    let line = tokio::select! {
+                        line = run_command(&client, &id, &command) => line,
+                        () = stop.cancelled() => json!({"type": "error", "id": id, "message": "disconnected"}),
+                    };
+                    // A Refresh may have rotated the tokens meanwhile.
+                    store_tokens(&config.state_dir, &client);
+                    out.emit(line).await;
+                });
             }
             other => {
                 let message = format!("unknown command {other:?}");
                 self.out.emit(json!({"type": "error", "id": id, "message": message})).await;
             }
+        }
+        if let Some(client) = &self.client {
+            store_tokens(&self.config.state_dir, client);
         }
         true
     }
@@ -213,7 +230,7 @@ impl Driver {
         match login(&self.config).await {
             Ok(client) => {
                 let client = Arc::new(client);
-                self.tasks.spawn(pump(client.clone(), self.out.clone(), self.config.clone()));
+                self.tasks.spawn(pump(client.clone(), self.out.clone(), self.config.clone(), self.stop.clone()));
                 self.client = Some(client);
                 self.out.emit(json!({"type": "connected", "id": id})).await;
             }
@@ -221,11 +238,14 @@ impl Driver {
         }
     }
 
-    /// Stops what runs and closes the client politely.
+    /// Stops what runs (commands in flight answer `error`), stores the
+    /// tokens and closes the client politely.
     async fn disconnect(&mut self) {
-        self.tasks.abort_all();
+        self.stop.cancel();
         while self.tasks.join_next().await.is_some() {}
+        self.stop = CancellationToken::new();
         if let Some(client) = self.client.take() {
+            store_tokens(&self.config.state_dir, &client);
             match Arc::try_unwrap(client) {
                 Ok(client) => client.close().await,
                 Err(shared) => drop(shared),
@@ -260,19 +280,25 @@ async fn login(config: &Config) -> Result<Client, Error> {
     if !authenticated {
         client.login(&config.username, &config.password).await?;
     }
-    if let Some(tokens) = client.tokens() {
-        save_tokens(&config.state_dir, &tokens);
-    }
+    store_tokens(&config.state_dir, &client);
     Ok(client)
 }
 
-async fn send(client: Arc<Client>, out: Out, id: String, command: Value) {
-    let Some(room) = u64_field(&command, "room_id") else {
-        out.emit(json!({"type": "error", "id": id, "message": "room_id is missing"})).await;
-        return;
+/// The answer to a `send` or `history` command.
+async fn run_command(client: &Client, id: &str, command: &Value) -> Value {
+    let Some(room) = u64_field(command, "room_id") else {
+        return json!({"type": "error", "id": id, "message": "room_id is missing"});
     };
+    if command.get("cmd").and_then(Value::as_str) == Some("send") {
+        send(client, id, room, command).await
+    } else {
+        history(client, id, room, command).await
+    }
+}
+
+async fn send(client: &Client, id: &str, room: u64, command: &Value) -> Value {
     let text = command.get("text").and_then(Value::as_str).unwrap_or_default();
-    let line = match client.send(RoomId(room), text).await {
+    match client.send(RoomId(room), text).await {
         Ok(sent) => json!({
             "type": "sent",
             "id": id,
@@ -281,23 +307,18 @@ async fn send(client: Arc<Client>, out: Out, id: String, command: Value) {
             "seq": sent.seq.to_string(),
             "duplicate": sent.duplicate,
         }),
-        Err(error) => error_line(&id, &error),
-    };
-    out.emit(line).await;
+        Err(error) => error_line(id, &error),
+    }
 }
 
-async fn history(client: Arc<Client>, out: Out, id: String, command: Value) {
-    let Some(room) = u64_field(&command, "room_id") else {
-        out.emit(json!({"type": "error", "id": id, "message": "room_id is missing"})).await;
-        return;
-    };
+async fn history(client: &Client, id: &str, room: u64, command: &Value) -> Value {
     let direction = match command.get("direction").and_then(Value::as_str) {
         Some("FORWARD") => v1::HistoryDirection::Forward,
         _ => v1::HistoryDirection::Backward,
     };
-    let anchor = u64_field(&command, "anchor").unwrap_or(0);
+    let anchor = u64_field(command, "anchor").unwrap_or(0);
     let limit = command.get("limit").and_then(Value::as_u64).and_then(|l| u32::try_from(l).ok()).unwrap_or(0);
-    let line = match client.history(RoomId(room), direction, Seq(anchor), limit).await {
+    match client.history(RoomId(room), direction, Seq(anchor), limit).await {
         Ok(page) => json!({
             "type": "history",
             "id": id,
@@ -307,18 +328,21 @@ async fn history(client: Arc<Client>, out: Out, id: String, command: Value) {
             "has_more": page.has_more,
             "events": page.events.iter().map(event_json).collect::<Vec<_>>(),
         }),
-        Err(error) => error_line(&id, &error),
-    };
-    out.emit(line).await;
+        Err(error) => error_line(id, &error),
+    }
 }
 
-/// Reports what the client observes, until it stops.
-async fn pump(client: Arc<Client>, out: Out, config: Arc<Config>) {
+/// Reports what the client observes, until it stops or `stop` is
+/// cancelled.
+async fn pump(client: Arc<Client>, out: Out, config: Arc<Config>, stop: CancellationToken) {
     // The first connection was announced by the answer to connect.
     let mut first = true;
     // Reloads after resets; stopped with the pump.
     let mut reloads = JoinSet::new();
-    while let Some(event) = client.next_event().await {
+    while let Some(event) = tokio::select! {
+        event = client.next_event() => event,
+        () = stop.cancelled() => None,
+    } {
         while reloads.try_join_next().is_some() {}
         match event {
             Event::Room(event) => {
@@ -355,7 +379,8 @@ async fn pump(client: Arc<Client>, out: Out, config: Arc<Config>) {
             Event::Disconnected { reason } => {
                 out.emit(json!({"type": "closed", "code": close_code(&reason), "reconnecting": false})).await;
             }
-            Event::TokensRefreshed(tokens) => save_tokens(&config.state_dir, &tokens),
+            // The newest tokens, which may be newer than the event's.
+            Event::TokensRefreshed(_) => store_tokens(&config.state_dir, &client),
             Event::ServerError(error) => eprintln!("confab-sdk-driver: the server reported {error}"),
             _ => {}
         }
@@ -420,7 +445,18 @@ fn load_tokens(dir: &Path) -> Option<Tokens> {
     Some(Tokens::new(access, refresh))
 }
 
-/// Stores the tokens (replacing the file whole, so a crash leaves the old
+/// Stores the client's current tokens, one writer at a time, so that an
+/// older pair never replaces a newer one: a next run must never present a
+/// rotated refresh token (AUTH-10).
+fn store_tokens(dir: &Path, client: &Client) {
+    static WRITING: SyncMutex<()> = SyncMutex::new(());
+    let _writing = WRITING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(tokens) = client.tokens() {
+        save_tokens(dir, &tokens);
+    }
+}
+
+/// Writes the tokens (replacing the file whole, so a crash leaves the old
 /// or the new pair, never half of one).
 fn save_tokens(dir: &Path, tokens: &Tokens) {
     let stored = json!({"access_token": tokens.access_token, "refresh_token": tokens.refresh_token});
