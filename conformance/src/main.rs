@@ -1,7 +1,7 @@
 //! `confab-conformance`: checks a confab protocol v1 implementation against
 //! `PROTOCOL.md` and writes a report. See conformance/README.md.
 
-use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+use std::{io::Write as _, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -136,12 +136,15 @@ async fn main() -> ExitCode {
     })
 }
 
+/// Prints every case; stops quietly when the reader goes away (`| head`).
 fn list() {
-    for case in server::cases() {
-        println!("server  {:<36} {:<40} {}", case.id, case.requirements.join(","), case.title);
-    }
-    for case in client::cases() {
-        println!("client  {:<36} {:<40} {}", case.id, case.requirements.join(","), case.title);
+    let server = server::cases().into_iter().map(|c| ("server", c.id, c.requirements, c.title));
+    let client = client::cases().into_iter().map(|c| ("client", c.id, c.requirements, c.title));
+    let mut out = std::io::stdout().lock();
+    for (mode, id, requirements, title) in server.chain(client) {
+        if writeln!(out, "{mode}  {id:<36} {:<40} {title}", requirements.join(",")).is_err() {
+            return;
+        }
     }
 }
 
