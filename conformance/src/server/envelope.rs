@@ -344,6 +344,11 @@ async fn pipelining(cx: Ctx) -> CaseResult {
     let mut wrong = Vec::new();
     for (request_id, what, _) in &plan {
         let Some(frame) = answers.get(request_id).and_then(|a| a.first()) else { continue };
+        if let Some(Body::Error(error)) = &frame.body
+            && error.code == ErrorCode::RateLimited as i32
+        {
+            return Err(super::conn::rate_limited(error));
+        }
         let expected = match *what {
             "Hello" => matches!(frame.body, Some(Body::Welcome(_))),
             "Register" => matches!(frame.body, Some(Body::Auth(_))),

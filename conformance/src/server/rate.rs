@@ -160,7 +160,7 @@ async fn retry_after(cx: &Ctx, conn: &mut Conn, error: &v1::Error, what: &str, c
     let wait = Duration::from_millis(u64::from(error.retry_after_ms) + 50);
     cx.log().note(&format!("waiting {} ms as told, then retrying {what}", wait.as_millis()));
     tokio::time::sleep(wait).await;
-    conn.request(command).await
+    conn.request_once(command).await
 }
 
 async fn sends(cx: Ctx) -> CaseResult {
