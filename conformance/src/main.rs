@@ -222,7 +222,8 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         bail!("no case id starts with {:?}; `confab-conformance list` shows them", args.cases);
     }
     let implementation = args.urls.join(" ");
-    eprintln!("confab-conformance: {} cases against {implementation}", cases.len());
+    let runs: usize = cases.iter().map(|case| case.wires.select(&target.wires).len().max(1)).sum();
+    eprintln!("confab-conformance: {} cases, {runs} runs over the wires, against {implementation}", cases.len());
     let case_timeout = Duration::from_secs(60) + target.max_wait.max(target.handshake_timeout) * 2;
     let outcomes = server::run(Arc::new(target), &cases, args.jobs, case_timeout).await;
     // A server that answers everything RATE_LIMITED would only be skipped.

@@ -39,10 +39,10 @@ pub fn render(report: &Report) -> String {
     };
     let _ = writeln!(
         html,
-        "<h1>{}</h1><p class=\"meta\">{} · {} · {}</p><p><strong>{verdict}</strong></p>",
+        "<h1>{}</h1><p class=\"meta\">{} · finished {} · {} runs (cases × wires)</p><p><strong>{verdict}</strong></p>",
         escape(&title),
         escape(&report.tool),
-        escape(&report.started_at),
+        escape(&report.finished_at),
         report.outcomes.len()
     );
     html.push_str("<p class=\"counts\">");

@@ -22,7 +22,8 @@ pub struct Report {
     pub mode: String,
     /// What was tested: the server URLs, or the client's command.
     pub implementation: String,
-    pub started_at: String,
+    /// When the run ended (UTC, RFC 3339).
+    pub finished_at: String,
     pub summary: Summary,
     #[serde(rename = "results")]
     pub outcomes: Vec<Outcome>,
@@ -34,7 +35,7 @@ impl Report {
             tool: format!("confab-conformance {}", env!("CARGO_PKG_VERSION")),
             mode: mode.into(),
             implementation,
-            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             summary: Summary::of(&outcomes),
             outcomes,
         }
