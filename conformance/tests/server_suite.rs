@@ -61,9 +61,12 @@ async fn confabd_refuses_expired_tokens() {
     let spec = DaemonSpec {
         access_token_ttl_secs: Some(2),
         refresh_token_ttl_secs: Some(4),
-        // The cases wait for tokens to expire: confabd's default idle
-        // timeout, and log-in limits loose enough not to outlast a token.
-        extra_config: "[rate_limits]\nlogins_per_address = { per_second = 500.0, burst = 1000 }\n".into(),
+        // The cases wait for tokens to expire with an idle timeout shorter
+        // than the wait (they keep their sessions alive with pings), and
+        // log-in limits loose enough not to outlast a token.
+        extra_config: "[limits]\nidle_timeout_ms = 3000\nping_interval_ms = 1000\n\n\
+                       [rate_limits]\nlogins_per_address = { per_second = 500.0, burst = 1000 }\n"
+            .into(),
         ..Default::default()
     };
     check(spec, 10_000, selected(|case| case.id.starts_with("expiry/")), "confabd-expiry", &[Grade::Pass]).await;

@@ -92,6 +92,21 @@ impl Conn {
         Duration::from_millis(self.welcome.as_ref().map_or(0, |w| w.ping_interval_ms).into())
     }
 
+    /// Waits until `deadline`, sending a `Ping` every ping interval meanwhile
+    /// as a client keeping its session alive does (LIVE-1), so a server's
+    /// idle timeout shorter than the wait does not end the session.
+    pub async fn keep_alive_until(&mut self, deadline: Instant) -> CaseResult {
+        let interval = self.ping_interval().max(Duration::from_millis(100));
+        loop {
+            let next = (Instant::now() + interval).min(deadline);
+            tokio::time::sleep_until(next).await;
+            if next >= deadline {
+                return Ok(());
+            }
+            self.request_once(Command::Ping(v1::Ping {})).await?;
+        }
+    }
+
     /// `idle_timeout_ms` from `Welcome` (zero before the handshake).
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_millis(self.welcome.as_ref().map_or(0, |w| w.idle_timeout_ms).into())

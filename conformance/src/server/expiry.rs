@@ -131,7 +131,7 @@ async fn access_token(cx: Ctx) -> CaseResult {
     let clock = ServerClock::read(&cx, &mut alice).await?;
     let expired = clock.surely_past(auth.access_expires_at_ms) + PAST_EXPIRY;
     affordable(&cx, expired, "the access token to expire")?;
-    tokio::time::sleep_until(expired).await;
+    alice.keep_alive_until(expired).await?;
 
     let mut conn = cx.open("alice").await?;
     let reply = conn.try_authenticate(&auth.access_token).await?;
@@ -189,7 +189,7 @@ async fn refresh_token(cx: Ctx) -> CaseResult {
     let clock = ServerClock::read(&cx, &mut alice).await?;
     let expired = clock.surely_past(auth.refresh_expires_at_ms) + PAST_EXPIRY;
     affordable(&cx, expired, "the refresh token to expire")?;
-    tokio::time::sleep_until(expired).await;
+    alice.keep_alive_until(expired).await?;
 
     let reply = alice.patiently(refresh_command(&auth.refresh_token)).await?;
     let after = format!(
@@ -229,7 +229,7 @@ async fn guest_token(cx: Ctx) -> CaseResult {
     let clock = ServerClock::read(&cx, &mut guest).await?;
     let expired = clock.surely_past(auth.access_expires_at_ms) + PAST_EXPIRY;
     affordable(&cx, expired, "the guest's access token to expire")?;
-    tokio::time::sleep_until(expired).await;
+    guest.keep_alive_until(expired).await?;
 
     let mut conn = cx.open("guest").await?;
     let reply = conn.try_authenticate(&auth.access_token).await?;
