@@ -103,7 +103,9 @@ impl Conn {
             if next >= deadline {
                 return Ok(());
             }
-            self.request_once(Command::Ping(v1::Ping {})).await?;
+            if let Err(error) = self.request_once(Command::Ping(v1::Ping {})).await? {
+                return Err(self.failed(format!("Ping answered {error}")));
+            }
         }
     }
 
