@@ -6,6 +6,7 @@ use std::{io::Write as _, path::PathBuf, process::ExitCode, sync::Arc, time::Dur
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use confab_conformance::{
+    case::Case,
     client,
     outcome::{Grade, Summary},
     report::{self, Report},
@@ -33,14 +34,10 @@ enum Mode {
     List,
 }
 
+/// What both modes take.
 #[derive(Debug, clap::Args)]
-struct ClientArgs {
-    /// The driver: a shell command (run with `sh -c`) that speaks the
-    /// driver contract on stdin and stdout, once per case
-    #[arg(long, value_name = "COMMAND")]
-    exec: String,
-
-    /// Test only this transport [default: both]
+struct Common {
+    /// Test only this transport [default: both, or those with a --url]
     #[arg(long, value_enum)]
     transport: Option<Transport>,
 
@@ -49,7 +46,7 @@ struct ClientArgs {
     encoding: Option<EncodingArg>,
 
     /// Run only the cases whose id starts with this (repeatable), e.g.
-    /// `resume/` or `close/stop-range`
+    /// `auth/` or `resume/`
     #[arg(long = "case", value_name = "PREFIX")]
     cases: Vec<String>,
 
@@ -57,9 +54,48 @@ struct ClientArgs {
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
 
-    /// Cases run at once (each starts its own driver process)
+    /// Cases run at once (in client mode each starts its own driver process)
     #[arg(long, default_value_t = 4)]
     jobs: usize,
+}
+
+impl Common {
+    /// The wires of `available` that --transport and --encoding leave.
+    /// QUIC carries protobuf only, so `--encoding json` leaves it out.
+    fn wires(&self, available: impl IntoIterator<Item = Wire>) -> Vec<Wire> {
+        available
+            .into_iter()
+            .filter(|w| self.transport.is_none_or(|t| t == w.transport))
+            .filter(|w| match self.encoding {
+                None => true,
+                Some(EncodingArg::Proto) => w.encoding == Encoding::Proto,
+                Some(EncodingArg::Json) => w.encoding == Encoding::Json,
+            })
+            .collect()
+    }
+
+    /// The cases --case asks for (all without it); a prefix that matches
+    /// no case is an error, not silently nothing.
+    fn select<C>(&self, cases: Vec<Case<C>>) -> anyhow::Result<Vec<Case<C>>> {
+        if let Some(unknown) = self.cases.iter().find(|p| !cases.iter().any(|case| case.id.starts_with(p.as_str()))) {
+            bail!("no case id starts with {unknown:?}; `confab-conformance list` shows them");
+        }
+        Ok(cases
+            .into_iter()
+            .filter(|case| self.cases.is_empty() || self.cases.iter().any(|p| case.id.starts_with(p.as_str())))
+            .collect())
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct ClientArgs {
+    /// The driver: a shell command (run with `sh -c`) that speaks the
+    /// driver contract on stdin and stdout, once per case
+    #[arg(long, value_name = "COMMAND")]
+    exec: String,
+
+    #[command(flatten)]
+    common: Common,
 
     /// Longest the driver may take to answer one command, in seconds
     #[arg(long, default_value_t = 10, value_name = "SECS")]
@@ -73,13 +109,8 @@ struct ServerArgs {
     #[arg(long = "url", required = true, value_name = "URL")]
     urls: Vec<String>,
 
-    /// Test only this transport [default: every transport with a URL]
-    #[arg(long, value_enum)]
-    transport: Option<Transport>,
-
-    /// Test only this WebSocket encoding [default: both]
-    #[arg(long, value_enum)]
-    encoding: Option<EncodingArg>,
+    #[command(flatten)]
+    common: Common,
 
     /// Trust the server certificate with this SHA-256 fingerprint (hex;
     /// confabd prints it at start)
@@ -90,21 +121,9 @@ struct ServerArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
     ca: Option<PathBuf>,
 
-    /// Run only the cases whose id starts with this (repeatable), e.g.
-    /// `auth/` or `resume/replay`
-    #[arg(long = "case", value_name = "PREFIX")]
-    cases: Vec<String>,
-
-    /// Write index.json, junit.xml, index.html and the frame logs here
-    #[arg(long, value_name = "DIR")]
-    report: Option<PathBuf>,
-
-    /// Cases run at once
-    #[arg(long, default_value_t = 4)]
-    jobs: usize,
-
     /// Longest a case may wait for a server timer (idle and handshake
-    /// timeouts), in seconds; cases that need longer are skipped
+    /// timeouts, token lifetimes), in seconds; cases that need longer are
+    /// skipped
     #[arg(long, default_value_t = 15, value_name = "SECS")]
     max_wait: u64,
 
@@ -149,32 +168,22 @@ fn list() {
 }
 
 async fn run_client(args: ClientArgs) -> anyhow::Result<ExitCode> {
-    let wires: Vec<Wire> = Wire::ALL
-        .into_iter()
-        .filter(|w| args.transport.is_none_or(|t| t == w.transport))
-        .filter(|w| matches_encoding(args.encoding, w.encoding))
-        .collect();
+    let wires = args.common.wires(Wire::ALL);
     if wires.is_empty() {
         bail!("no wire left to test: --transport and --encoding exclude every wire");
     }
-    let cases: Vec<_> = client::cases()
-        .into_iter()
-        .filter(|case| args.cases.is_empty() || args.cases.iter().any(|p| case.id.starts_with(p.as_str())))
-        .collect();
-    if cases.is_empty() {
-        bail!("no client case id starts with {:?}; `confab-conformance list` shows them", args.cases);
-    }
+    let cases = args.common.select(client::cases())?;
     let mut target = client::Target::new(args.exec.clone(), wires).context("preparing the scripted server")?;
     target.answer_timeout = Duration::from_secs(args.answer_timeout.max(1));
     eprintln!("confab-conformance: {} client cases against {:?}", cases.len(), args.exec);
     let case_timeout = Duration::from_secs(60) + target.answer_timeout * 4;
-    let outcomes = client::run(Arc::new(target), &cases, args.jobs, case_timeout).await;
+    let outcomes = client::run(Arc::new(target), &cases, args.common.jobs, case_timeout).await;
     // A driver that exits 127 for everything "conforms" by the summary; so
     // does a mistyped --exec whose shell happens to exit 127 too.
     let played = outcomes.iter().any(|o| {
         o.case != client::CONTRACT_CASE && matches!(o.grade, Grade::Pass | Grade::NonStrict | Grade::Informational)
     });
-    let exit = finish(Report::new("client", args.exec.clone(), outcomes), args.report)?;
+    let exit = finish(Report::new("client", args.exec.clone(), outcomes), args.common.report)?;
     if !played {
         eprintln!("confab-conformance: the driver supports no case on these wires: is --exec {:?} right?", args.exec);
         return Ok(ExitCode::FAILURE);
@@ -199,36 +208,25 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         (None, Some(ca)) => Trust::CaFile(ca.clone()),
         (None, None) => Trust::WebPki,
     };
-    let wires: Vec<Wire> = server::wires_of(quic_url.is_some(), ws_url.is_some())
-        .into_iter()
-        .filter(|w| args.transport.is_none_or(|t| t == w.transport))
-        // QUIC carries protobuf only, so `--encoding json` leaves it out.
-        .filter(|w| matches_encoding(args.encoding, w.encoding))
-        .collect();
+    let wires = args.common.wires(server::wires_of(quic_url.is_some(), ws_url.is_some()));
     if wires.is_empty() {
         bail!("no wire left to test: --transport and --encoding exclude every URL given");
     }
+    let cases = args.common.select(server::cases())?;
     for url in [&quic_url, &ws_url].into_iter().flatten() {
         reachable(url, &trust).await?;
     }
     let mut target = Target::new(quic_url, ws_url, trust, wires);
     target.max_wait = Duration::from_secs(args.max_wait);
     target.handshake_timeout = Duration::from_millis(args.handshake_timeout_ms);
-    let cases: Vec<_> = server::cases()
-        .into_iter()
-        .filter(|case| args.cases.is_empty() || args.cases.iter().any(|p| case.id.starts_with(p.as_str())))
-        .collect();
-    if cases.is_empty() {
-        bail!("no case id starts with {:?}; `confab-conformance list` shows them", args.cases);
-    }
     let implementation = args.urls.join(" ");
     let runs: usize = cases.iter().map(|case| case.wires.select(&target.wires).len().max(1)).sum();
     eprintln!("confab-conformance: {} cases, {runs} runs over the wires, against {implementation}", cases.len());
     let case_timeout = Duration::from_secs(60) + target.max_wait.max(target.handshake_timeout) * 2;
-    let outcomes = server::run(Arc::new(target), &cases, args.jobs, case_timeout).await;
+    let outcomes = server::run(Arc::new(target), &cases, args.common.jobs, case_timeout).await;
     // A server that answers everything RATE_LIMITED would only be skipped.
     let checked = outcomes.iter().any(|o| matches!(o.grade, Grade::Pass | Grade::NonStrict | Grade::Informational));
-    let exit = finish(Report::new("server", implementation, outcomes), args.report)?;
+    let exit = finish(Report::new("server", implementation, outcomes), args.common.report)?;
     if !checked {
         eprintln!("confab-conformance: no case could be checked; the report says why");
         return Ok(ExitCode::FAILURE);
@@ -256,14 +254,6 @@ async fn reachable(url: &str, trust: &Trust) -> anyhow::Result<()> {
         .with_context(|| format!("{url} does not answer Hello like a confab server"))?;
     raw.close().await;
     Ok(())
-}
-
-fn matches_encoding(wanted: Option<EncodingArg>, encoding: Encoding) -> bool {
-    match wanted {
-        None => true,
-        Some(EncodingArg::Proto) => encoding == Encoding::Proto,
-        Some(EncodingArg::Json) => encoding == Encoding::Json,
-    }
 }
 
 fn finish(mut report: Report, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {

@@ -15,8 +15,9 @@ use std::{
     io::Read,
     path::{Path, PathBuf},
     process::{Command, ExitStatus, Stdio},
+    sync::mpsc,
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use serde_json::Value;
@@ -125,17 +126,18 @@ fn run_suite(driver: &Path, report: &Path) -> (ExitStatus, String) {
         .expect("start confab-conformance");
     let stdout = drain(child.stdout.take().expect("piped stdout"));
     let stderr = drain(child.stderr.take().expect("piped stderr"));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for confab-conformance") {
-            break status;
-        }
-        if started.elapsed() > TIME_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
+    // Waits on a thread of its own, so this one can give up on time.
+    let pid = child.id();
+    let (exited, exit) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = exited.send(child.wait());
+    });
+    let status = match exit.recv_timeout(TIME_LIMIT) {
+        Ok(status) => status.expect("wait for confab-conformance"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
             panic!("confab-conformance did not finish the client suite within {} s", TIME_LIMIT.as_secs());
         }
-        thread::sleep(Duration::from_millis(100));
     };
     let output = [stdout, stderr].map(|reader| reader.join().unwrap_or_default()).concat();
     (status, output)

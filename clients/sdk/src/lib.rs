@@ -42,7 +42,7 @@ pub use confab_protocol::{Encoding, RoomId, Seq, v1};
 pub use error::Error;
 pub use event::Event;
 pub use room_ref::RoomRef;
-pub use tls::{Fingerprint, Trust};
+pub use tls::{Fingerprint, TlsSetup, Trust};
 pub use tokens::Tokens;
 pub use url::{DEFAULT_QUIC_PORT, DEFAULT_WS_PATH, Scheme, ServerUrl};
 

@@ -108,8 +108,10 @@ pub enum Trust {
 }
 
 /// A rustls client config for one connection attempt, with the slot where
-/// the verifier records the certificate it was shown.
-pub(crate) struct TlsSetup {
+/// the verifier records the certificate it was shown. Public for tools that
+/// open connections by hand (the conformance suite), so they trust exactly
+/// as the SDK does.
+pub struct TlsSetup {
     pub config: Arc<rustls::ClientConfig>,
     pub seen: Arc<Mutex<Option<Fingerprint>>>,
     pub pinned: Option<Fingerprint>,

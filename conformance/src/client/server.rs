@@ -9,7 +9,7 @@ use std::{
     collections::BTreeMap,
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicBool, AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -102,12 +102,25 @@ struct Shared {
     next_conn: AtomicU32,
 }
 
+/// The most writes queued for one connection. A case writes hundreds at
+/// most; only a client that sends without reading what it is answered gets
+/// here, and is then answered no more (its case fails on its own timeout).
+const MAX_QUEUED_WRITES: usize = 10_000;
+
 /// The server's end of one connection, for writing.
 struct Conn {
-    /// Unbounded: filled by the model and the case with the frames of one
-    /// case (hundreds at most), drained by the connection's writer.
+    /// Filled by the model and the case (with the model locked, so no
+    /// `.await`), drained by the connection's writer; bounded by `queued`
+    /// and [`MAX_QUEUED_WRITES`].
     ops: mpsc::UnboundedSender<WriteOp>,
+    queued: Arc<AtomicUsize>,
     encoding: Encoding,
+}
+
+/// The writer's end of a connection's queue, with its count.
+struct Queue {
+    ops: mpsc::UnboundedReceiver<WriteOp>,
+    queued: Arc<AtomicUsize>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -283,8 +296,18 @@ impl Shared {
     fn dispatch(&self, writes: Writes) {
         let conns = lock(&self.conns);
         for (conn, op) in writes {
-            if let Some(target) = conns.get(&conn) {
+            let Some(target) = conns.get(&conn) else { continue };
+            let queued = target.queued.fetch_add(1, Ordering::Relaxed);
+            if queued < MAX_QUEUED_WRITES {
                 let _ = target.ops.send(op);
+            } else {
+                target.queued.fetch_sub(1, Ordering::Relaxed);
+                if queued == MAX_QUEUED_WRITES {
+                    self.log.event(
+                        &format!("conn/{conn}"),
+                        "the client reads nothing of what it is answered: no more writes",
+                    );
+                }
             }
         }
     }
@@ -349,13 +372,15 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming, cancel: CancellationToke
     };
     shared.log.event(&label, &format!("opened: {how}"));
     let (ops, queue) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
     {
         let mut model = lock(&shared.model);
         model.opened(conn, encoding);
-        lock(&shared.conns).insert(conn, Conn { ops, encoding });
+        lock(&shared.conns).insert(conn, Conn { ops, queued: queued.clone(), encoding });
     }
     shared.saw(Seen::Opened { conn, at: Instant::now(), offered });
     let closing = Arc::new(AtomicBool::new(false));
+    let queue = Queue { ops: queue, queued };
     tracker.spawn(write_loop(shared.clone(), label.clone(), writer, queue, encoding, cancel.clone(), closing.clone()));
     if let Some(connection) = quic {
         tracker.spawn(watch_streams(shared.clone(), conn, label.clone(), connection, cancel.clone()));
@@ -485,7 +510,7 @@ async fn write_loop(
     shared: Arc<Shared>,
     label: String,
     mut writer: Writer,
-    mut queue: mpsc::UnboundedReceiver<WriteOp>,
+    mut queue: Queue,
     encoding: Encoding,
     cancel: CancellationToken,
     closing: Arc<AtomicBool>,
@@ -494,9 +519,10 @@ async fn write_loop(
     loop {
         let op = tokio::select! {
             _ = cancel.cancelled() => return,
-            op = queue.recv() => op,
+            op = queue.ops.recv() => op,
         };
         let Some(op) = op else { return };
+        queue.queued.fetch_sub(1, Ordering::Relaxed);
         let written = match op {
             WriteOp::Frame(frame) => match shared.encode(&frame, encoding) {
                 Ok((payload, dialect)) => {

@@ -12,24 +12,18 @@
 
 use std::{
     net::{Ipv4Addr, Ipv6Addr, SocketAddr},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
 use bytes::{Bytes, BytesMut};
 use confab_protocol::codec;
 use confab_sdk::{
-    Encoding, Fingerprint, Scheme, ServerUrl, Trust,
+    Encoding, Fingerprint, Scheme, ServerUrl, TlsSetup, Trust,
     v1::{self, client_frame::Command, server_frame::Body},
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use prost::Message as _;
-use rustls::{
-    DigitallySignedStruct, SignatureScheme,
-    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    crypto::CryptoProvider,
-    pki_types::{CertificateDer, ServerName, UnixTime},
-};
 use tokio::{net::TcpStream, time::Instant};
 use tokio_tungstenite::{
     Connector, MaybeTlsStream, WebSocketStream,
@@ -129,80 +123,16 @@ fn read_prefix(buf: &[u8]) -> Result<Option<(usize, u64)>, String> {
 
 pub type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Accepts the server's certificate when it matches the target's pinned
-/// fingerprint, or any certificate when none is pinned (these connections
-/// test framing, not trust); the handshake signature is always checked.
-/// Records the leaf certificate's fingerprint.
-#[derive(Debug)]
-struct HandVerifier {
-    pinned: Option<Fingerprint>,
-    seen: Arc<Mutex<Option<Fingerprint>>>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for HandVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let fingerprint = Fingerprint::of_certificate(end_entity.as_ref());
-        if let Ok(mut seen) = self.seen.lock() {
-            *seen = Some(fingerprint);
-        }
-        match self.pinned {
-            Some(pinned) if pinned != fingerprint => {
-                Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
-            }
-            _ => Ok(ServerCertVerified::assertion()),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-type SeenFingerprint = Arc<Mutex<Option<Fingerprint>>>;
-
-fn hand_tls(cx: &Ctx, alpn: &[&[u8]], tls13_only: bool) -> CaseResult<(Arc<rustls::ClientConfig>, SeenFingerprint)> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let pinned = match &cx.target().trust {
-        Trust::Fingerprint(fingerprint) => Some(*fingerprint),
-        _ => None,
+/// The TLS setup of a connection made by hand: the SDK's own, pinning the
+/// target's fingerprint when it has one and otherwise accepting any
+/// certificate (these connections test framing, not trust); it records the
+/// fingerprint the server presented.
+fn hand_tls(cx: &Ctx, alpn: &[&[u8]], tls13_only: bool) -> CaseResult<TlsSetup> {
+    let trust = match &cx.target().trust {
+        Trust::Fingerprint(fingerprint) => Trust::Fingerprint(*fingerprint),
+        _ => Trust::TrustOnFirstUse,
     };
-    let seen = Arc::new(Mutex::new(None));
-    let verifier = Arc::new(HandVerifier { pinned, seen: seen.clone(), provider: provider.clone() });
-    let versions: &[&'static rustls::SupportedProtocolVersion] =
-        if tls13_only { &[&rustls::version::TLS13] } else { rustls::DEFAULT_VERSIONS };
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok((Arc::new(config), seen))
+    TlsSetup::new(&trust, alpn, tls13_only).map_err(|e| Stop::Failed(format!("TLS setup: {e}")))
 }
 
 /// A QUIC connection attempt made with quinn directly.
@@ -232,8 +162,8 @@ pub async fn quic_dial(cx: &Ctx, who: &str, alpn: &[&[u8]], keep_alive: Option<D
         .await?
         .next()
         .ok_or_else(|| Stop::Failed(format!("{} has no address", url.host())))?;
-    let (tls, seen) = hand_tls(cx, alpn, true)?;
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+    let tls = hand_tls(cx, alpn, true)?;
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls.config.clone())?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
     transport.keep_alive_interval(keep_alive).max_idle_timeout(Some(quinn::VarInt::from_u32(600_000).into()));
@@ -253,7 +183,7 @@ pub async fn quic_dial(cx: &Ctx, who: &str, alpn: &[&[u8]], keep_alive: Option<D
         Err(error) => format!("failed: {error}"),
     };
     cx.log().event(who, &format!("QUIC to {url} offering ALPN {alpn:?}: {shown}"));
-    let fingerprint = seen.lock().ok().and_then(|seen| *seen);
+    let fingerprint = tls.seen();
     Ok(QuicDial { endpoint, result, fingerprint })
 }
 
@@ -279,7 +209,7 @@ pub async fn ws_dial(
         request.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_str(protocols)?);
     }
     let connector = match url.scheme() {
-        Scheme::Wss => Connector::Rustls(hand_tls(cx, &[], false)?.0),
+        Scheme::Wss => Connector::Rustls(hand_tls(cx, &[], false)?.config),
         _ => Connector::Plain,
     };
     let attempt = tokio_tungstenite::connect_async_tls_with_config(
