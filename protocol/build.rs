@@ -10,6 +10,9 @@ fn main() {
         "proto/confab/v1/auth.proto",
         "proto/confab/v1/rooms.proto",
         "proto/confab/v1/messages.proto",
+        "proto/confab/v1/state.proto",
+        "proto/confab/v1/profiles.proto",
+        "proto/confab/v1/files.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -21,6 +21,29 @@ pub struct Config {
     pub accounts: AccountsConfig,
     pub limits: LimitsConfig,
     pub rate_limits: RateLimitsConfig,
+    pub files: FilesConfig,
+    pub presence: PresenceConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilesConfig {
+    /// Largest file one upload may carry.
+    pub max_file_bytes: u64,
+    /// Total bytes of files one user may have uploaded.
+    pub quota_bytes_per_user: u64,
+    /// Most attachments one message may carry.
+    pub max_attachments: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// Presence changes are pushed through rooms of at most this many
+    /// members; in larger rooms clients ask with GetProfile.
+    pub max_room_members: u32,
+    /// How long a typing state lasts unless renewed.
+    pub typing_expiry_ms: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -116,6 +139,28 @@ pub struct RateLimitsConfig {
     pub joins_per_user: Rate,
     /// `Resume` commands per user (each replays from the store).
     pub resumes_per_user: Rate,
+    /// Edits, deletions and reactions per user.
+    pub edits_per_user: Rate,
+    /// Typing notices per user.
+    pub typing_per_user: Rate,
+    /// Read markers, delivered receipts and presence changes per user.
+    pub receipts_per_user: Rate,
+    /// Profile changes, searches and other lookups per user.
+    pub lookups_per_user: Rate,
+    /// File uploads per user.
+    pub uploads_per_user: Rate,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self { max_file_bytes: 25 * 1024 * 1024, quota_bytes_per_user: 1024 * 1024 * 1024, max_attachments: 10 }
+    }
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        Self { max_room_members: 500, typing_expiry_ms: 6_000 }
+    }
 }
 
 impl Default for ServerConfig {
@@ -175,6 +220,11 @@ impl Default for RateLimitsConfig {
             sends_per_guest: Rate { per_second: 2.0, burst: 10 },
             joins_per_user: Rate { per_second: 2.0, burst: 30 },
             resumes_per_user: Rate { per_second: 1.0, burst: 30 },
+            edits_per_user: Rate { per_second: 10.0, burst: 50 },
+            typing_per_user: Rate { per_second: 2.0, burst: 10 },
+            receipts_per_user: Rate { per_second: 20.0, burst: 100 },
+            lookups_per_user: Rate { per_second: 10.0, burst: 50 },
+            uploads_per_user: Rate { per_second: 1.0, burst: 20 },
         }
     }
 }
@@ -248,10 +298,21 @@ impl Config {
             ("rate_limits.sends_per_guest", self.rate_limits.sends_per_guest),
             ("rate_limits.joins_per_user", self.rate_limits.joins_per_user),
             ("rate_limits.resumes_per_user", self.rate_limits.resumes_per_user),
+            ("rate_limits.edits_per_user", self.rate_limits.edits_per_user),
+            ("rate_limits.typing_per_user", self.rate_limits.typing_per_user),
+            ("rate_limits.receipts_per_user", self.rate_limits.receipts_per_user),
+            ("rate_limits.lookups_per_user", self.rate_limits.lookups_per_user),
+            ("rate_limits.uploads_per_user", self.rate_limits.uploads_per_user),
         ] {
             if !rate.per_second.is_finite() || rate.per_second <= 0.0 || rate.burst == 0 {
                 return invalid(key, "needs per_second > 0 and burst >= 1");
             }
+        }
+        if self.files.max_file_bytes == 0 || self.files.quota_bytes_per_user < self.files.max_file_bytes {
+            return invalid("files.quota_bytes_per_user", "must be at least files.max_file_bytes (> 0)");
+        }
+        if self.presence.typing_expiry_ms < 1000 {
+            return invalid("presence.typing_expiry_ms", "must be at least 1000");
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return invalid("tls.cert", "and tls.key must be set together");

@@ -43,6 +43,11 @@ pub struct Limiters {
     pub guest_sends: Mutex<RateLimiter<UserId>>,
     pub joins: Mutex<RateLimiter<UserId>>,
     pub resumes: Mutex<RateLimiter<UserId>>,
+    pub edits: Mutex<RateLimiter<UserId>>,
+    pub typing: Mutex<RateLimiter<UserId>>,
+    pub receipts: Mutex<RateLimiter<UserId>>,
+    pub lookups: Mutex<RateLimiter<UserId>>,
+    pub uploads: Mutex<RateLimiter<UserId>>,
 }
 
 impl Limiters {
@@ -54,6 +59,11 @@ impl Limiters {
             guest_sends: Mutex::new(RateLimiter::new(r.sends_per_guest)),
             joins: Mutex::new(RateLimiter::new(r.joins_per_user)),
             resumes: Mutex::new(RateLimiter::new(r.resumes_per_user)),
+            edits: Mutex::new(RateLimiter::new(r.edits_per_user)),
+            typing: Mutex::new(RateLimiter::new(r.typing_per_user)),
+            receipts: Mutex::new(RateLimiter::new(r.receipts_per_user)),
+            lookups: Mutex::new(RateLimiter::new(r.lookups_per_user)),
+            uploads: Mutex::new(RateLimiter::new(r.uploads_per_user)),
         }
     }
 }

@@ -5,7 +5,7 @@ use confab_protocol::v1;
 use crate::store::{self, AppendedEvent, EventKind, UserSummary};
 
 pub fn user(summary: &UserSummary) -> v1::User {
-    v1::User { user_id: summary.id.0, name: summary.name.clone(), guest: summary.guest }
+    v1::User { user_id: summary.id.0, name: summary.name.clone(), guest: summary.guest, ..Default::default() }
 }
 
 pub fn room_kind(kind: store::RoomKind) -> v1::RoomKind {
@@ -47,9 +47,13 @@ pub fn room_event(
         EventKind::MemberJoined(_) => Kind::MemberJoined(v1::MemberJoined {}),
         EventKind::MemberLeft(_) => Kind::MemberLeft(v1::MemberLeft {}),
         EventKind::MemberInvited(_) => Kind::MemberInvited(v1::MemberInvited { invitee: invitee.map(user) }),
-        EventKind::Message(body) => {
-            Kind::Message(v1::Message { text: body.text.clone(), client_txn_id: body.client_txn_id.clone() })
-        }
+        EventKind::Message(body) => Kind::Message(v1::Message {
+            text: body.text.clone(),
+            client_txn_id: body.client_txn_id.clone(),
+            ..Default::default()
+        }),
+        // TODO(messages helper): the new kinds.
+        _ => Kind::MemberJoined(v1::MemberJoined {}),
     });
     v1::RoomEvent { room_id: room, epoch, seq, server_time_ms: record.time_ms, sender: Some(user(sender)), kind }
 }

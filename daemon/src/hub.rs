@@ -287,7 +287,12 @@ mod tests {
             async move {
                 let mut answers = Vec::new();
                 for i in 0..SENDS {
-                    let op = WriteOp::Send { user, room, txn_id: format!("t{i}"), text: "x".into() };
+                    let op = WriteOp::Send {
+                        user,
+                        room,
+                        txn_id: format!("t{i}"),
+                        content: crate::store::MessageContent::text("x"),
+                    };
                     answers.push(handle.submit(op).await.unwrap());
                     if i % 50 == 0 {
                         tokio::task::yield_now().await;
@@ -336,7 +341,8 @@ mod tests {
         let handle = writer.handle();
         let (user, room) = alice_in_general(&handle).await;
         for i in 0..8 {
-            let op = WriteOp::Send { user, room, txn_id: format!("t{i}"), text: "x".into() };
+            let op =
+                WriteOp::Send { user, room, txn_id: format!("t{i}"), content: crate::store::MessageContent::text("x") };
             handle.write(op).await.unwrap().unwrap();
         }
         writer.stop().await; // events 1..=10 are committed
@@ -373,7 +379,13 @@ mod tests {
         let op =
             WriteOp::Register { name: "alice".into(), password_hash: String::new(), device_name: String::new(), grant };
         let OpOutput::User { user, .. } = handle.write(op).await.unwrap().unwrap() else { panic!() };
-        let op = WriteOp::CreateRoom { creator: user, name: "general".into(), kind: RoomKind::Public };
+        let op = WriteOp::CreateRoom {
+            creator: user,
+            name: "general".into(),
+            kind: RoomKind::Public,
+            topic: String::new(),
+            members: Vec::new(),
+        };
         let OpOutput::Room { room } = handle.write(op).await.unwrap().unwrap() else { panic!() };
         (user, room)
     }

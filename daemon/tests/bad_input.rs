@@ -150,6 +150,7 @@ async fn commands_in_the_wrong_state_are_refused() {
         room: Some(v1::RoomRef::name("lobby")),
         text: "hi".into(),
         client_txn_id: "t".into(),
+        ..Default::default()
     });
     let id = raw.send_command(send).await.unwrap();
     expect_error(&mut raw, id, ErrorCode::WrongState).await;
@@ -195,6 +196,7 @@ async fn oversized_frames_close_the_session_and_nothing_else() {
                 room: Some(v1::RoomRef::name("lobby")),
                 text,
                 client_txn_id: "t".into(),
+                ..Default::default()
             })
         };
         let id = raw.send_command(send("y".repeat(100_000))).await.unwrap();
@@ -351,10 +353,18 @@ async fn malformed_arguments_get_invalid_argument() {
     login(&mut raw).await;
 
     let cases = [
-        Command::CreateRoom(v1::CreateRoom { name: "dm".into(), kind: v1::RoomKind::Direct as i32 }),
-        Command::CreateRoom(v1::CreateRoom { name: "odd".into(), kind: 99 }),
-        Command::CreateRoom(v1::CreateRoom { name: "no spaces".into(), kind: v1::RoomKind::Public as i32 }),
-        Command::ListRooms(v1::ListRooms { scope: 7 }),
+        Command::CreateRoom(v1::CreateRoom {
+            name: "dm".into(),
+            kind: v1::RoomKind::Direct as i32,
+            ..Default::default()
+        }),
+        Command::CreateRoom(v1::CreateRoom { name: "odd".into(), kind: 99, ..Default::default() }),
+        Command::CreateRoom(v1::CreateRoom {
+            name: "no spaces".into(),
+            kind: v1::RoomKind::Public as i32,
+            ..Default::default()
+        }),
+        Command::ListRooms(v1::ListRooms { scope: 7, ..Default::default() }),
         Command::GetHistory(v1::GetHistory {
             room: Some(v1::RoomRef::name("lobby")),
             direction: 5,

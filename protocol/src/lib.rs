@@ -21,7 +21,7 @@ pub mod v1 {
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// The feature level within v1 this crate speaks.
-pub const FEATURE_LEVEL: u32 = 1;
+pub const FEATURE_LEVEL: u32 = 2;
 /// QUIC ALPN identifier.
 pub const ALPN: &[u8] = b"confab/1";
 /// WebSocket subprotocol for binary protobuf frames.

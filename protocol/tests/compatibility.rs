@@ -404,34 +404,34 @@ fn an_unchanged_schema_passes() {
 fn additions_pass() {
     assert_breaks(
         |set| {
-            let mut reaction = DescriptorProto { name: Some("ReactionAdded".into()), ..Default::default() };
-            reaction.field.push(FieldDescriptorProto {
-                name: Some("emoji".into()),
+            let mut sticker = DescriptorProto { name: Some("StickerSent".into()), ..Default::default() };
+            sticker.field.push(FieldDescriptorProto {
+                name: Some("sticker".into()),
                 number: Some(1),
                 label: Some(prost_types::field_descriptor_proto::Label::Optional as i32),
                 r#type: Some(prost_types::field_descriptor_proto::Type::String as i32),
-                json_name: Some("emoji".into()),
+                json_name: Some("sticker".into()),
                 ..Default::default()
             });
-            set.file[0].message_type.push(reaction);
+            set.file[0].message_type.push(sticker);
             let mut kind = field_mut(set, "RoomEvent", "message").clone();
-            kind.name = Some("reaction_added".into());
-            kind.json_name = Some("reactionAdded".into());
-            kind.number = Some(15);
-            kind.type_name = Some(".confab.v1.ReactionAdded".into());
+            kind.name = Some("sticker_sent".into());
+            kind.json_name = Some("stickerSent".into());
+            kind.number = Some(90);
+            kind.type_name = Some(".confab.v1.StickerSent".into());
             message_mut(set, "RoomEvent").field.push(kind);
-            let mut topic = field_mut(set, "RoomInfo", "name").clone();
-            topic.name = Some("topic".into());
-            topic.json_name = Some("topic".into());
-            topic.number = Some(10);
-            message_mut(set, "RoomInfo").field.push(topic);
+            let mut slow_mode = field_mut(set, "RoomInfo", "name").clone();
+            slow_mode.name = Some("slow_mode".into());
+            slow_mode.json_name = Some("slowMode".into());
+            slow_mode.number = Some(90);
+            message_mut(set, "RoomInfo").field.push(slow_mode);
             let mut code = enum_mut(set, "ErrorCode").value[1].clone();
             code.name = Some("ROOM_FULL".into());
-            code.number = Some(46);
+            code.number = Some(90);
             enum_mut(set, "ErrorCode").value.push(code);
-            let mut presence = enum_mut(set, "Role").clone();
-            presence.name = Some("Presence".into());
-            set.file[0].enum_type.push(presence);
+            let mut mood = enum_mut(set, "Role").clone();
+            mood.name = Some("Mood".into());
+            set.file[0].enum_type.push(mood);
         },
         &[],
     );

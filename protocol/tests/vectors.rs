@@ -55,11 +55,11 @@ const ACCESS: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI0MiIsIm5hb
 const REFRESH: &str = "rt_q8Xn2YbJ4kE7wP0sVd1LmA9cTf3HgR6u";
 
 fn ada() -> Option<v1::User> {
-    Some(v1::User { user_id: ADA, name: "ada".into(), guest: false })
+    Some(v1::User { user_id: ADA, name: "ada".into(), guest: false, ..Default::default() })
 }
 
 fn grace() -> Option<v1::User> {
-    Some(v1::User { user_id: GRACE, name: "grace".into(), guest: false })
+    Some(v1::User { user_id: GRACE, name: "grace".into(), guest: false, ..Default::default() })
 }
 
 fn lounge() -> Option<v1::RoomRef> {
@@ -99,6 +99,7 @@ fn corpus() -> Vec<Vector> {
             max_history_page: 100,
             max_outbound_queue_bytes: 1_048_576,
             max_resume_events: 1_000,
+            ..Default::default()
         }),
         session_id: 12_345_678_901_234_567_890,
     };
@@ -112,6 +113,7 @@ fn corpus() -> Vec<Vector> {
         membership: v1::Membership::Joined as i32,
         created_at_ms: T0 + 1_000,
         peer: None,
+        ..Default::default()
     };
     let direct_info = v1::RoomInfo {
         room_id: DIRECT,
@@ -123,6 +125,7 @@ fn corpus() -> Vec<Vector> {
         membership: v1::Membership::Joined as i32,
         created_at_ms: T0 + 5_000,
         peer: grace(),
+        ..Default::default()
     };
     let greeting = "Grüße aus Zürich 👋 — 你好，世界";
 
@@ -176,12 +179,20 @@ fn corpus() -> Vec<Vector> {
         client(
             "client/create-room",
             4,
-            Some(Command::CreateRoom(v1::CreateRoom { name: "lounge".into(), kind: v1::RoomKind::Public as i32 })),
+            Some(Command::CreateRoom(v1::CreateRoom {
+                name: "lounge".into(),
+                kind: v1::RoomKind::Public as i32,
+                ..Default::default()
+            })),
         ),
         client(
             "client/create-room-private",
             5,
-            Some(Command::CreateRoom(v1::CreateRoom { name: "core-team".into(), kind: v1::RoomKind::Private as i32 })),
+            Some(Command::CreateRoom(v1::CreateRoom {
+                name: "core-team".into(),
+                kind: v1::RoomKind::Private as i32,
+                ..Default::default()
+            })),
         ),
         client("client/join-room-by-name", 6, Some(Command::JoinRoom(v1::JoinRoom { room: lounge() }))),
         client(
@@ -199,7 +210,7 @@ fn corpus() -> Vec<Vector> {
         client(
             "client/list-rooms-mine",
             11,
-            Some(Command::ListRooms(v1::ListRooms { scope: v1::RoomScope::Mine as i32 })),
+            Some(Command::ListRooms(v1::ListRooms { scope: v1::RoomScope::Mine as i32, ..Default::default() })),
         ),
         Vector {
             // An enum may also be given by number.
@@ -207,7 +218,10 @@ fn corpus() -> Vec<Vector> {
             ..client(
                 "client/list-rooms-directory",
                 12,
-                Some(Command::ListRooms(v1::ListRooms { scope: v1::RoomScope::Directory as i32 })),
+                Some(Command::ListRooms(v1::ListRooms {
+                    scope: v1::RoomScope::Directory as i32,
+                    ..Default::default()
+                })),
             )
         },
         client("client/list-members", 13, Some(Command::ListMembers(v1::ListMembers { room: lounge() }))),
@@ -219,6 +233,7 @@ fn corpus() -> Vec<Vector> {
                 room: lounge(),
                 text: greeting.into(),
                 client_txn_id: "m-0001".into(),
+                ..Default::default()
             })),
         ),
         client(
@@ -272,7 +287,12 @@ fn corpus() -> Vec<Vector> {
             "server/auth-guest",
             2,
             Body::Auth(v1::AuthResult {
-                user: Some(v1::User { user_id: 9_007_199_254_741_000, name: "visitor.zoe".into(), guest: true }),
+                user: Some(v1::User {
+                    user_id: 9_007_199_254_741_000,
+                    name: "visitor.zoe".into(),
+                    guest: true,
+                    ..Default::default()
+                }),
                 access_token: ACCESS.into(),
                 access_expires_at_ms: T0 + 900_000,
                 refresh_token: String::new(),
@@ -300,6 +320,7 @@ fn corpus() -> Vec<Vector> {
                         membership: v1::Membership::Invited as i32,
                         created_at_ms: T0 + 2_000,
                         peer: None,
+                        ..Default::default()
                     },
                 ],
             }),
@@ -357,11 +378,16 @@ fn corpus() -> Vec<Vector> {
                     event(
                         3,
                         ada(),
-                        Kind::Message(v1::Message { text: greeting.into(), client_txn_id: "m-0001".into() }),
+                        Kind::Message(v1::Message {
+                            text: greeting.into(),
+                            client_txn_id: "m-0001".into(),
+                            ..Default::default()
+                        }),
                     ),
                 ],
                 has_more: false,
                 head_seq: 3,
+                ..Default::default()
             }),
         ),
         server(
@@ -447,7 +473,11 @@ fn corpus() -> Vec<Vector> {
             Body::Event(event(
                 3,
                 ada(),
-                Kind::Message(v1::Message { text: greeting.into(), client_txn_id: "m-0001".into() }),
+                Kind::Message(v1::Message {
+                    text: greeting.into(),
+                    client_txn_id: "m-0001".into(),
+                    ..Default::default()
+                }),
             )),
         ),
         server(

@@ -239,6 +239,11 @@ fn event_kind(event: &v1::RoomEvent) -> &'static str {
         Some(Kind::MemberJoined(_)) => "member_joined",
         Some(Kind::MemberLeft(_)) => "member_left",
         Some(Kind::MemberInvited(_)) => "member_invited",
+        Some(Kind::MessageEdited(_)) => "message_edited",
+        Some(Kind::MessageDeleted(_)) => "message_deleted",
+        Some(Kind::ReactionAdded(_)) => "reaction_added",
+        Some(Kind::ReactionRemoved(_)) => "reaction_removed",
+        Some(Kind::RoomUpdated(_)) => "room_updated",
         None => "unknown",
     }
 }
@@ -295,7 +300,8 @@ where
             let invitee = invited.invitee.as_ref().map(|u| terminal_safe(&u.name)).unwrap_or_else(|| "?".into());
             format!("invited {invitee}")
         }
-        None => "did something this client does not know how to show".to_owned(),
+        // TODO(sdk/cli helper): show the conversation events.
+        Some(_) | None => "did something this client does not know how to show".to_owned(),
     };
     format!("[{time}] {room} * {sender} {what}")
 }
@@ -326,8 +332,12 @@ mod tests {
             epoch: 1,
             seq,
             server_time_ms: 1_795_003_201_000, // 2026-11-18 12:00:01 UTC
-            sender: Some(v1::User { user_id: 5, name: "alice".into(), guest: false }),
-            kind: Some(Kind::Message(v1::Message { text: text.into(), client_txn_id: "t1".into() })),
+            sender: Some(v1::User { user_id: 5, name: "alice".into(), guest: false, ..Default::default() }),
+            kind: Some(Kind::Message(v1::Message {
+                text: text.into(),
+                client_txn_id: "t1".into(),
+                ..Default::default()
+            })),
         }
     }
 
@@ -371,7 +381,7 @@ mod tests {
             kind: v1::RoomKind::Direct as i32,
             member_count: 2,
             membership: v1::Membership::Joined as i32,
-            peer: Some(v1::User { user_id: 6, name: "bob".into(), guest: false }),
+            peer: Some(v1::User { user_id: 6, name: "bob".into(), guest: false, ..Default::default() }),
             ..Default::default()
         };
         assert_eq!(room_label(&direct), "@bob");

@@ -322,7 +322,8 @@ impl Client {
 
     /// Creates a room (`kind` PUBLIC or PRIVATE) and joins it as owner.
     pub async fn create_room(&self, name: &str, kind: v1::RoomKind) -> Result<v1::RoomInfo, Error> {
-        let command = Command::CreateRoom(v1::CreateRoom { name: name.into(), kind: kind as i32 });
+        let command =
+            Command::CreateRoom(v1::CreateRoom { name: name.into(), kind: kind as i32, ..Default::default() });
         expect!(self.request(command).await?, Room)
     }
 
@@ -348,7 +349,7 @@ impl Client {
     /// The user's rooms (`MINE`: joined or invited) or the public
     /// directory (`DIRECTORY`).
     pub async fn list_rooms(&self, scope: v1::RoomScope) -> Result<Vec<v1::RoomInfo>, Error> {
-        let command = Command::ListRooms(v1::ListRooms { scope: scope as i32 });
+        let command = Command::ListRooms(v1::ListRooms { scope: scope as i32, ..Default::default() });
         expect!(self.request(command).await?, Rooms).map(|list| list.rooms)
     }
 
@@ -384,6 +385,7 @@ impl Client {
             room: Some(room.into().into()),
             text: text.into(),
             client_txn_id: client_txn_id.into(),
+            ..Default::default()
         });
         expect!(self.request(command).await?, Sent)
     }
@@ -520,6 +522,15 @@ pub(crate) fn body_name(body: &Body) -> &'static str {
         Body::Event(_) => "event",
         Body::Close(_) => "close",
         Body::Ping(_) => "ping",
+        Body::ReadState(_) => "read_state",
+        Body::Receipts(_) => "receipts",
+        Body::Profile(_) => "profile",
+        Body::Profiles(_) => "profiles",
+        Body::File(_) => "file",
+        Body::Receipt(_) => "receipt",
+        Body::Typing(_) => "typing",
+        Body::Presence(_) => "presence",
+        Body::Notification(_) => "notification",
     }
 }
 

@@ -35,7 +35,7 @@ fn welcome(session_id: u64) -> Body {
 }
 
 fn user() -> Option<v1::User> {
-    Some(v1::User { user_id: 5, name: "alice".into(), guest: false })
+    Some(v1::User { user_id: 5, name: "alice".into(), guest: false, ..Default::default() })
 }
 
 fn message_event(seq: u64) -> Body {
@@ -48,6 +48,7 @@ fn message_event(seq: u64) -> Body {
         kind: Some(v1::room_event::Kind::Message(v1::Message {
             text: format!("m{seq}"),
             client_txn_id: String::new(),
+            ..Default::default()
         })),
     })
 }

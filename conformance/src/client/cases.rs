@@ -554,7 +554,14 @@ async fn unknown_enum_values(cx: Ctx) -> CaseResult {
                     kind: Some(Kind::MemberJoined(v1::MemberJoined {})),
                 },
             ];
-            let page = v1::HistoryPage { room_id: DEN, epoch: 1, events, has_more: false, head_seq: DEN_HEAD };
+            let page = v1::HistoryPage {
+                room_id: DEN,
+                epoch: 1,
+                events,
+                has_more: false,
+                head_seq: DEN_HEAD,
+                ..Default::default()
+            };
             craft::page_with_unknown_room_kind(encoding, request_id, &page)
         })))
     });

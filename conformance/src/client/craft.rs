@@ -223,7 +223,11 @@ pub fn undecodable(encoding: Encoding) -> (Bytes, String) {
 pub fn undecodable_event(encoding: Encoding, event: &v1::RoomEvent) -> (Bytes, String) {
     const MARK: &str = "\u{1}\u{1}\u{1}\u{1}";
     let mut marked = event.clone();
-    marked.kind = Some(v1::room_event::Kind::Message(v1::Message { text: MARK.into(), client_txn_id: String::new() }));
+    marked.kind = Some(v1::room_event::Kind::Message(v1::Message {
+        text: MARK.into(),
+        client_txn_id: String::new(),
+        ..Default::default()
+    }));
     match encoding {
         Encoding::Proto => {
             let mut payload = v1::ServerFrame { request_id: 0, body: Some(Body::Event(marked)) }.encode_to_vec();
@@ -564,8 +568,12 @@ mod tests {
             epoch: 1,
             seq: 5,
             server_time_ms: 1_767_225_603_000,
-            sender: Some(v1::User { user_id: 43, name: "bob".into(), guest: false }),
-            kind: Some(v1::room_event::Kind::Message(v1::Message { text: "hi".into(), client_txn_id: "t".into() })),
+            sender: Some(v1::User { user_id: 43, name: "bob".into(), guest: false, ..Default::default() }),
+            kind: Some(v1::room_event::Kind::Message(v1::Message {
+                text: "hi".into(),
+                client_txn_id: "t".into(),
+                ..Default::default()
+            })),
         }
     }
 
@@ -577,8 +585,14 @@ mod tests {
             session_id: 3,
             ..Default::default()
         };
-        let page =
-            v1::HistoryPage { room_id: 1, epoch: 1, events: vec![event(), event()], has_more: true, head_seq: 9 };
+        let page = v1::HistoryPage {
+            room_id: 1,
+            epoch: 1,
+            events: vec![event(), event()],
+            has_more: true,
+            head_seq: 9,
+            ..Default::default()
+        };
         let status = v1::RoomResumeStatus { room_id: 1, epoch: 1, head_seq: 4, outcome: 2, replayed: 0 };
         vec![
             v1::ServerFrame { request_id: 1, body: Some(Body::Welcome(welcome)) },

@@ -309,6 +309,11 @@ pub fn kind(event: &v1::RoomEvent) -> String {
         Some(Kind::MemberLeft(_)) => "member_left",
         Some(Kind::MemberInvited(_)) => "member_invited",
         Some(Kind::Message(_)) => "message",
+        Some(Kind::MessageEdited(_)) => "message_edited",
+        Some(Kind::MessageDeleted(_)) => "message_deleted",
+        Some(Kind::ReactionAdded(_)) => "reaction_added",
+        Some(Kind::ReactionRemoved(_)) => "reaction_removed",
+        Some(Kind::RoomUpdated(_)) => "room_updated",
         None => "unknown",
     }
     .into()

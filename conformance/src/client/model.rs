@@ -199,8 +199,8 @@ pub struct Model {
 
 impl Model {
     pub fn new(username: &str, password: &str) -> Model {
-        let me = v1::User { user_id: 42, name: username.into(), guest: false };
-        let bob = v1::User { user_id: 43, name: "bob".into(), guest: false };
+        let me = v1::User { user_id: 42, name: username.into(), guest: false, ..Default::default() };
+        let bob = v1::User { user_id: 43, name: "bob".into(), guest: false, ..Default::default() };
         let mut model = Model {
             me: me.clone(),
             bob: bob.clone(),
@@ -220,6 +220,7 @@ impl Model {
                     max_history_page: 100,
                     max_outbound_queue_bytes: 1 << 20,
                     max_resume_events: 1000,
+                    ..Default::default()
                 }),
                 session_id: 0,
             },
@@ -718,7 +719,14 @@ impl Model {
             let more = before.len() > limit;
             (before[before.len().saturating_sub(limit)..].to_vec(), more)
         };
-        let page = v1::HistoryPage { room_id: room.id, epoch: room.epoch, events, has_more, head_seq: room.head() };
+        let page = v1::HistoryPage {
+            room_id: room.id,
+            epoch: room.epoch,
+            events,
+            has_more,
+            head_seq: room.head(),
+            ..Default::default()
+        };
         match self.script.histories.pop_front().unwrap_or(HistoryAct::Page) {
             HistoryAct::Page => vec![self.reply(conn, request_id, Body::History(page))],
             HistoryAct::Crafted(craft) => vec![self.crafted_reply(conn, request_id, &craft)],
@@ -826,7 +834,7 @@ pub fn push(body: Body) -> v1::ServerFrame {
 
 /// A `Message` event kind.
 pub fn message(text: &str, client_txn_id: &str) -> Kind {
-    Kind::Message(v1::Message { text: text.into(), client_txn_id: client_txn_id.into() })
+    Kind::Message(v1::Message { text: text.into(), client_txn_id: client_txn_id.into(), ..Default::default() })
 }
 
 /// A command's name, for messages.
@@ -850,6 +858,21 @@ pub fn name(command: &Command) -> &'static str {
         Command::SendMessage(_) => "SendMessage",
         Command::GetHistory(_) => "GetHistory",
         Command::Resume(_) => "Resume",
+        Command::UpdateRoom(_) => "UpdateRoom",
+        Command::SetNotificationLevel(_) => "SetNotificationLevel",
+        Command::EditMessage(_) => "EditMessage",
+        Command::DeleteMessage(_) => "DeleteMessage",
+        Command::React(_) => "React",
+        Command::GetThread(_) => "GetThread",
+        Command::MarkRead(_) => "MarkRead",
+        Command::MarkDelivered(_) => "MarkDelivered",
+        Command::GetReceipts(_) => "GetReceipts",
+        Command::SetTyping(_) => "SetTyping",
+        Command::SetPresence(_) => "SetPresence",
+        Command::GetProfile(_) => "GetProfile",
+        Command::SetProfile(_) => "SetProfile",
+        Command::SearchUsers(_) => "SearchUsers",
+        Command::GetFile(_) => "GetFile",
     }
 }
 
@@ -920,6 +943,7 @@ mod tests {
                 room: Some(v1::RoomRef::id(confab_protocol::RoomId(LOUNGE))),
                 text: "hi".into(),
                 client_txn_id: "t1".into(),
+                ..Default::default()
             })
         };
         let effects = model.handle(1, &frame(3, send()));

@@ -452,7 +452,8 @@ impl Conn {
     /// `ListRooms`, which is admitted only when authenticated (STATE-2).
     /// See `is_authenticated`.
     pub async fn probe(&mut self) -> CaseResult<Reply> {
-        self.request(Command::ListRooms(v1::ListRooms { scope: v1::RoomScope::Mine as i32 })).await
+        self.request(Command::ListRooms(v1::ListRooms { scope: v1::RoomScope::Mine as i32, ..Default::default() }))
+            .await
     }
 
     // --- log-in commands ---
@@ -535,13 +536,13 @@ impl Conn {
     // --- rooms: `try_X` returns the reply as it came, `X` expects success ---
 
     pub async fn create_room(&mut self, name: &str, kind: v1::RoomKind) -> CaseResult<v1::RoomInfo> {
-        let create = v1::CreateRoom { name: name.into(), kind: kind as i32 };
+        let create = v1::CreateRoom { name: name.into(), kind: kind as i32, ..Default::default() };
         self.call(Command::CreateRoom(create), "RoomInfo", room).await
     }
 
     /// `CreateRoom` of any `kind` number, known or not.
     pub async fn try_create_room(&mut self, name: &str, kind: i32) -> CaseResult<Reply> {
-        self.request(Command::CreateRoom(v1::CreateRoom { name: name.into(), kind })).await
+        self.request(Command::CreateRoom(v1::CreateRoom { name: name.into(), kind, ..Default::default() })).await
     }
 
     pub async fn join(&mut self, room_ref: v1::RoomRef) -> CaseResult<v1::RoomInfo> {
@@ -585,7 +586,7 @@ impl Conn {
 
     /// `ListRooms` in `scope`; the rooms.
     pub async fn list_rooms(&mut self, scope: v1::RoomScope) -> CaseResult<Vec<v1::RoomInfo>> {
-        let list = Command::ListRooms(v1::ListRooms { scope: scope as i32 });
+        let list = Command::ListRooms(v1::ListRooms { scope: scope as i32, ..Default::default() });
         self.call(list, &format!("RoomList ({})", scope.as_str_name()), |b| match b {
             Body::Rooms(r) => Some(r.rooms),
             _ => None,
@@ -722,7 +723,12 @@ pub fn hello() -> v1::Hello {
 
 /// A `SendMessage` command.
 pub fn send_message(room_id: u64, text: &str, txn: &str) -> Command {
-    Command::SendMessage(v1::SendMessage { room: Some(by_id(room_id)), text: text.into(), client_txn_id: txn.into() })
+    Command::SendMessage(v1::SendMessage {
+        room: Some(by_id(room_id)),
+        text: text.into(),
+        client_txn_id: txn.into(),
+        ..Default::default()
+    })
 }
 
 pub fn register_command(username: &str, password: &str, device_name: &str) -> Command {

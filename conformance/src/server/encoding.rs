@@ -208,7 +208,7 @@ async fn canonical_output(cx: Ctx) -> CaseResult {
     hand.send_payload(garbage).await?;
     hand.wait_for(from, "the BAD_FRAME push", |f| f.request_id == 0 && !is_heartbeat(f)).await?;
     hand.request(register_command(&cx.name("canon"), PASSWORD, "conformance")).await?;
-    let create = v1::CreateRoom { name: cx.name("canonroom"), kind: v1::RoomKind::Public as i32 };
+    let create = v1::CreateRoom { name: cx.name("canonroom"), kind: v1::RoomKind::Public as i32, ..Default::default() };
     let room = hand.request(Command::CreateRoom(create)).await?;
     let Some(Body::Room(room)) = room.body else {
         return Err(Stop::Failed(format!("expected RoomInfo, got {}", show_frame(&room))));

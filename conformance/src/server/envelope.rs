@@ -237,7 +237,7 @@ async fn zero_request_id(cx: Ctx) -> CaseResult {
     registered?;
 
     let room = cx.name("zeroroom");
-    let create = v1::CreateRoom { name: room.clone(), kind: v1::RoomKind::Public as i32 };
+    let create = v1::CreateRoom { name: room.clone(), kind: v1::RoomKind::Public as i32, ..Default::default() };
     conn.send(&v1::ClientFrame { request_id: 0, command: Some(Command::CreateRoom(create)) }).await?;
     let answer = conn.next_answer().await?;
     cx.check_push_error("FRAME-8", &answer, ErrorCode::InvalidArgument, "CreateRoom with request id 0");
@@ -290,13 +290,22 @@ async fn pipelining(cx: Ctx) -> CaseResult {
     let room = cx.name("piperoom");
     let room_ref = || Some(v1::RoomRef::name(room.clone()));
     let send = |text: &str, txn: &str| {
-        Command::SendMessage(v1::SendMessage { room: room_ref(), text: text.into(), client_txn_id: txn.into() })
+        Command::SendMessage(v1::SendMessage {
+            room: room_ref(),
+            text: text.into(),
+            client_txn_id: txn.into(),
+            ..Default::default()
+        })
     };
     // Request ids in no order, one above 2^53.
     let plan: Vec<(u64, &str, Command)> = vec![
         (1_000_001, "Hello", Command::Hello(hello())),
         ((1 << 53) + 1, "Register", register_command(&name, PASSWORD, "conformance")),
-        (40_007, "CreateRoom", Command::CreateRoom(v1::CreateRoom { name: room.clone(), kind: 1 })),
+        (
+            40_007,
+            "CreateRoom",
+            Command::CreateRoom(v1::CreateRoom { name: room.clone(), kind: 1, ..Default::default() }),
+        ),
         (40_003, "SendMessage", send("first", "pipe-1")),
         (u64::MAX, "SendMessage", send("second", "pipe-2")),
         (40_005, "SendMessage", send("third", "pipe-3")),
@@ -428,7 +437,9 @@ async fn error_fields(cx: Ctx) -> CaseResult {
             format!("the message names the offending field {field}: {:?}", error.message),
         );
     }
-    let reply = conn.request(Command::CreateRoom(v1::CreateRoom { name: cx.name("errors"), kind: 1 })).await?;
+    let reply = conn
+        .request(Command::CreateRoom(v1::CreateRoom { name: cx.name("errors"), kind: 1, ..Default::default() }))
+        .await?;
     let held = matches!(&reply, Err(e) if e.code == ErrorCode::WrongState as i32 && !e.message.trim().is_empty() && !e.temporary);
     cx.check(
         "ERR-1",

@@ -34,6 +34,11 @@ pub enum Kind {
     Left,
     Invited,
     Message,
+    Edited,
+    Deleted,
+    ReactionAdded,
+    ReactionRemoved,
+    RoomUpdated,
     Unknown,
 }
 
@@ -46,6 +51,11 @@ impl Kind {
             Kind::Left => "MemberLeft",
             Kind::Invited => "MemberInvited",
             Kind::Message => "Message",
+            Kind::Edited => "MessageEdited",
+            Kind::Deleted => "MessageDeleted",
+            Kind::ReactionAdded => "ReactionAdded",
+            Kind::ReactionRemoved => "ReactionRemoved",
+            Kind::RoomUpdated => "RoomUpdated",
             Kind::Unknown => "(no kind)",
         }
     }
@@ -59,6 +69,11 @@ pub fn kind(event: &v1::RoomEvent) -> Kind {
         Some(K::MemberLeft(_)) => Kind::Left,
         Some(K::MemberInvited(_)) => Kind::Invited,
         Some(K::Message(_)) => Kind::Message,
+        Some(K::MessageEdited(_)) => Kind::Edited,
+        Some(K::MessageDeleted(_)) => Kind::Deleted,
+        Some(K::ReactionAdded(_)) => Kind::ReactionAdded,
+        Some(K::ReactionRemoved(_)) => Kind::ReactionRemoved,
+        Some(K::RoomUpdated(_)) => Kind::RoomUpdated,
         None => Kind::Unknown,
     }
 }

@@ -298,6 +298,7 @@ async fn not_member(cx: Ctx) -> CaseResult {
         room: Some(v1::RoomRef::name(cx.name("nosuchroom"))),
         text: "hi".into(),
         client_txn_id: "nm-6".into(),
+        ..Default::default()
     });
     let reply = bob.request(by_name).await?;
     cx.check_error("SEND-2", &reply, v1::ErrorCode::RoomNotFound);

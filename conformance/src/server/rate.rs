@@ -218,11 +218,19 @@ async fn room_creations(cx: Ctx) -> CaseResult {
     let (mut ada, _) = cx.user("ada").await?;
     let names: Vec<String> = (0..BUDGET + 1).map(|_| cx.name("rate")).collect();
     let found = hammer(&mut ada, 10, None, |i| {
-        Command::CreateRoom(v1::CreateRoom { name: names[i].clone(), kind: v1::RoomKind::Public as i32 })
+        Command::CreateRoom(v1::CreateRoom {
+            name: names[i].clone(),
+            kind: v1::RoomKind::Public as i32,
+            ..Default::default()
+        })
     })
     .await?;
     let Some(error) = grade(&cx, "LIMIT-3", "room creations", &found) else { return Ok(()) };
-    let create = Command::CreateRoom(v1::CreateRoom { name: names[BUDGET].clone(), kind: v1::RoomKind::Public as i32 });
+    let create = Command::CreateRoom(v1::CreateRoom {
+        name: names[BUDGET].clone(),
+        kind: v1::RoomKind::Public as i32,
+        ..Default::default()
+    });
     let reply = retry_after(&cx, &mut ada, &error, "a room creation", create).await?;
     cx.should(
         "LIMIT-3",

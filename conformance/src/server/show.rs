@@ -67,6 +67,11 @@ pub fn show_event(event: &v1::RoomEvent) -> String {
         Some(v1::room_event::Kind::Message(m)) => format!("Message {:?}", m.text),
         Some(v1::room_event::Kind::MemberJoined(_)) => "MemberJoined".into(),
         Some(v1::room_event::Kind::MemberLeft(_)) => "MemberLeft".into(),
+        Some(v1::room_event::Kind::MessageEdited(e)) => format!("MessageEdited of #{} to {:?}", e.target_seq, e.text),
+        Some(v1::room_event::Kind::MessageDeleted(d)) => format!("MessageDeleted of #{}", d.target_seq),
+        Some(v1::room_event::Kind::ReactionAdded(r)) => format!("ReactionAdded {} to #{}", r.emoji, r.target_seq),
+        Some(v1::room_event::Kind::ReactionRemoved(r)) => format!("ReactionRemoved {} from #{}", r.emoji, r.target_seq),
+        Some(v1::room_event::Kind::RoomUpdated(u)) => format!("RoomUpdated {u:?}"),
         None => "an event of unknown kind".into(),
     };
     format!("room {} seq {} {what} by {who}", event.room_id, event.seq)

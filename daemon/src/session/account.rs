@@ -32,6 +32,11 @@ pub(crate) fn refusal(refusal: Refusal) -> v1::Error {
         Refusal::TokenInvalid => ErrorCode::TokenInvalid,
         Refusal::TokenExpired => ErrorCode::TokenExpired,
         Refusal::TokenReused { .. } => ErrorCode::TokenReused,
+        Refusal::MessageNotFound(_) => ErrorCode::MessageNotFound,
+        Refusal::RoomArchived => ErrorCode::RoomArchived,
+        Refusal::FileNotFound(_) => ErrorCode::FileNotFound,
+        Refusal::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+        Refusal::Invalid(_) => ErrorCode::InvalidArgument,
     };
     v1::Error::new(code, refusal.to_string())
 }
@@ -83,7 +88,12 @@ impl Session {
 
     /// Moves the session to Authenticated as `identity`.
     fn enter(&mut self, identity: Identity) -> v1::User {
-        let user = v1::User { user_id: identity.user.0, name: identity.name.clone(), guest: identity.guest };
+        let user = v1::User {
+            user_id: identity.user.0,
+            name: identity.name.clone(),
+            guest: identity.guest,
+            ..Default::default()
+        };
         tracing::Span::current().record("user_id", identity.user.0);
         tracing::info!(guest = identity.guest, "logged in");
         if identity.family != 0 {
@@ -186,7 +196,7 @@ impl Session {
         let record = self.ctx.store.user(user).map_err(internal)?.unwrap_or_default();
         let (access_token, access_expires_at_ms) = self.ctx.auth.access_token(user, &record.name, false, family, now);
         Ok(Body::Auth(v1::AuthResult {
-            user: Some(v1::User { user_id: user.0, name: record.name, guest: false }),
+            user: Some(v1::User { user_id: user.0, name: record.name, guest: false, ..Default::default() }),
             access_token,
             access_expires_at_ms,
             refresh_token: new_token,

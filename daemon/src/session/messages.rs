@@ -79,7 +79,12 @@ impl Session {
                 None => return Err(refused),
             },
         };
-        Ok(WriteOp::Send { user: identity.user, room, txn_id: send.client_txn_id, text: send.text })
+        Ok(WriteOp::Send {
+            user: identity.user,
+            room,
+            txn_id: send.client_txn_id,
+            content: crate::store::MessageContent { text: send.text, ..Default::default() },
+        })
     }
 
     /// The room a retried send names, resolved without visibility checks:
@@ -166,6 +171,7 @@ impl Session {
             events,
             has_more,
             head_seq: head,
+            ..Default::default()
         }))
     }
 }

@@ -3,8 +3,12 @@
 //! command table. The handlers live in `account`, `rooms` and `messages`.
 
 mod account;
+mod conversation;
+mod files;
 mod messages;
+mod profiles;
 mod rooms;
+mod state;
 
 use std::{
     net::SocketAddr,
@@ -285,6 +289,21 @@ impl Session {
             Command::SendMessage(send) => self.send_message(send).await,
             Command::GetHistory(get) => self.get_history(get).into(),
             Command::Resume(resume) => self.resume(resume).into(),
+            Command::UpdateRoom(update) => self.update_room(update).await.into(),
+            Command::SetNotificationLevel(set) => self.set_notification_level(set).await.into(),
+            Command::EditMessage(edit) => self.edit_message(edit).await,
+            Command::DeleteMessage(delete) => self.delete_message(delete).await,
+            Command::React(react) => self.react(react).await,
+            Command::GetThread(get) => self.get_thread(get).into(),
+            Command::MarkRead(mark) => self.mark_read(mark).await,
+            Command::MarkDelivered(mark) => self.mark_delivered(mark).await,
+            Command::GetReceipts(get) => self.get_receipts(get).into(),
+            Command::SetTyping(typing) => self.set_typing(typing).into(),
+            Command::SetPresence(presence) => self.set_presence(presence).await.into(),
+            Command::GetProfile(get) => self.get_profile(get).into(),
+            Command::SetProfile(set) => self.set_profile(set).await.into(),
+            Command::SearchUsers(search) => self.search_users(search).into(),
+            Command::GetFile(get) => self.get_file(get).into(),
         }
     }
 
@@ -323,6 +342,7 @@ impl Session {
                 max_history_page: limits.max_history_page,
                 max_outbound_queue_bytes: limits.max_outbound_queue_bytes,
                 max_resume_events: limits.max_resume_events,
+                ..Default::default()
             }),
             session_id: self.id,
         }))
@@ -370,6 +390,11 @@ pub(crate) fn internal(error: StoreError) -> v1::Error {
     }
     tracing::error!(%error, "store error");
     v1::Error::temporary(ErrorCode::Internal, "the server could not complete this; try again", 1000)
+}
+
+/// The answer of a command whose handler is not written yet.
+pub(crate) fn not_yet() -> v1::Error {
+    v1::Error::new(ErrorCode::UnknownCommand, "this server does not implement this command yet")
 }
 
 /// A rate limit as the client sees it.

@@ -109,7 +109,14 @@ impl Session {
             _ => return Err(v1::Error::new(ErrorCode::InvalidArgument, "kind must be PUBLIC or PRIVATE")),
         };
         self.limit_joins()?;
-        self.write_room_op(WriteOp::CreateRoom { creator: identity.user, name, kind }).await
+        self.write_room_op(WriteOp::CreateRoom {
+            creator: identity.user,
+            name,
+            kind,
+            topic: String::new(),
+            members: Vec::new(),
+        })
+        .await
     }
 
     pub(super) async fn join_room(&mut self, join: v1::JoinRoom) -> Result<Body, v1::Error> {
@@ -214,5 +221,12 @@ fn info(
         membership: membership as i32,
         created_at_ms: record.created_at_ms,
         peer,
+        ..Default::default()
+    }
+}
+
+impl Session {
+    pub(super) async fn update_room(&mut self, _update: v1::UpdateRoom) -> Result<Body, v1::Error> {
+        Err(super::not_yet())
     }
 }

@@ -12,7 +12,7 @@ use std::{path::Path, sync::Arc};
 
 use redb::{Database, ReadableDatabase as _, ReadableTable as _};
 
-pub use ops::{OpOutput, OpResult, Refusal, TokenGrant, WriteOp};
+pub use ops::{MessageContent, OpOutput, OpResult, ProfileChanges, Refusal, RoomChanges, TokenGrant, WriteOp};
 pub use records::*;
 pub use writer::{AppendedEvent, UserSummary, Writer, WriterHandle, now_ms};
 
@@ -92,6 +92,11 @@ impl Store {
         txn.open_table(DIRECT_ROOMS)?;
         txn.open_table(EVENTS)?;
         txn.open_table(TXNS)?;
+        txn.open_table(READ_STATES)?;
+        txn.open_table(MENTIONS)?;
+        txn.open_table(THREAD_MESSAGES)?;
+        txn.open_table(FILES)?;
+        txn.open_table(FILE_ROOMS)?;
         txn.commit()?;
         Ok(Self { db: Arc::new(db) })
     }

@@ -5,10 +5,16 @@
 //! purpose).
 
 use redb::{ReadableTable as _, ReadableTableMetadata as _, Table, WriteTransaction};
-use sha2::{Digest, Sha256};
 
 use super::{StoreError, records::*, tables::*, writer::Batch};
 use crate::ids::{RoomId, UserId};
+
+mod files;
+mod messages;
+mod state;
+
+pub use messages::MessageContent;
+pub use state::{ProfileChanges, RoomChanges};
 
 /// A refresh token to store: the SHA-256 of its value and its expiry.
 #[derive(Clone, Debug)]
@@ -52,6 +58,9 @@ pub enum WriteOp {
         creator: UserId,
         name: String,
         kind: RoomKind,
+        topic: String,
+        /// Registered users joined at once (a group).
+        members: Vec<UserId>,
     },
     Join {
         user: UserId,
@@ -74,19 +83,97 @@ pub enum WriteOp {
         user: UserId,
         room: RoomId,
         txn_id: String,
+        content: MessageContent,
+    },
+    Edit {
+        user: UserId,
+        room: RoomId,
+        seq: u64,
         text: String,
+    },
+    /// By the author, or by a moderator or above of the room.
+    Delete {
+        user: UserId,
+        room: RoomId,
+        seq: u64,
+    },
+    React {
+        user: UserId,
+        room: RoomId,
+        seq: u64,
+        emoji: String,
+        remove: bool,
+    },
+    UpdateRoom {
+        user: UserId,
+        room: RoomId,
+        changes: RoomChanges,
+    },
+    SetNotificationLevel {
+        user: UserId,
+        room: RoomId,
+        level: NotificationLevel,
+    },
+    MarkRead {
+        user: UserId,
+        room: RoomId,
+        seq: u64,
+    },
+    MarkDelivered {
+        user: UserId,
+        room: RoomId,
+        seq: u64,
+    },
+    SetProfile {
+        user: UserId,
+        changes: ProfileChanges,
+    },
+    /// Record when the user's last session ended.
+    SetLastSeen {
+        user: UserId,
+        at_ms: u64,
+    },
+    /// Record an uploaded file (its bytes are already in place).
+    StoreFile {
+        id: String,
+        record: FileRecord,
     },
 }
 
 /// What a successful operation produced.
 #[derive(Debug, PartialEq, Eq)]
 pub enum OpOutput {
-    User { user: UserId, family: u64 },
-    Family { family: u64 },
-    Rotated { user: UserId, family: u64 },
-    Swept { tokens: u64 },
-    Room { room: RoomId },
-    Sent { room: RoomId, epoch: u64, seq: u64, time_ms: u64, duplicate: bool },
+    User {
+        user: UserId,
+        family: u64,
+    },
+    Family {
+        family: u64,
+    },
+    Rotated {
+        user: UserId,
+        family: u64,
+    },
+    Swept {
+        tokens: u64,
+    },
+    Room {
+        room: RoomId,
+    },
+    Sent {
+        room: RoomId,
+        epoch: u64,
+        seq: u64,
+        time_ms: u64,
+        duplicate: bool,
+    },
+    /// A read marker after MarkRead.
+    ReadState {
+        room: RoomId,
+        read_seq: u64,
+        unread: u32,
+        mentions: u32,
+    },
     Done,
 }
 
@@ -107,6 +194,16 @@ pub enum Refusal {
     Forbidden(&'static str),
     #[error("this client transaction id was used for a different message")]
     TxnConflict,
+    #[error("{0}")]
+    MessageNotFound(&'static str),
+    #[error("the room is archived; it is read-only")]
+    RoomArchived,
+    #[error("{0}")]
+    FileNotFound(String),
+    #[error("{0}")]
+    QuotaExceeded(String),
+    #[error("{0}")]
+    Invalid(String),
     #[error("unknown or revoked refresh token")]
     TokenInvalid,
     #[error("the refresh token expired; log in again")]
@@ -118,7 +215,7 @@ pub enum Refusal {
 /// An operation's outcome: refused, or done.
 pub type OpResult = Result<OpOutput, Refusal>;
 
-type Tbl<'t, K, V> = Table<'t, K, V>;
+pub(super) type Tbl<'t, K, V> = Table<'t, K, V>;
 
 impl WriteOp {
     /// Applies the operation inside `batch`.
@@ -141,6 +238,7 @@ impl WriteOp {
                         kind: UserKind::Registered as i32,
                         created_at_ms: now,
                         disabled: false,
+                        ..Default::default()
                     },
                 )?;
                 let family = start_family(txn, UserId(user), device_name, &grant, now)?;
@@ -156,6 +254,7 @@ impl WriteOp {
                         kind: UserKind::Guest as i32,
                         created_at_ms: now,
                         disabled: false,
+                        ..Default::default()
                     },
                 )?;
                 Ok(OpOutput::User { user: UserId(user), family: 0 })
@@ -180,17 +279,33 @@ impl WriteOp {
                 tokens.retain(|_, token| token.expires_at_ms > now)?;
                 Ok(OpOutput::Swept { tokens: before - tokens.len()? })
             }
-            WriteOp::CreateRoom { creator, name, kind } => create_room(txn, batch, creator, name, kind)?,
+            WriteOp::CreateRoom { creator, name, kind, topic, members } => {
+                create_room(txn, batch, creator, name, kind, topic, members)?
+            }
             WriteOp::Join { user, room } => join(txn, batch, user, room)?,
             WriteOp::Leave { user, room } => leave(txn, batch, user, room)?,
             WriteOp::Invite { by, room, invitee } => invite(txn, batch, by, room, invitee)?,
             WriteOp::OpenDirect { user, peer } => open_direct(txn, batch, user, peer)?,
-            WriteOp::Send { user, room, txn_id, text } => send(txn, batch, user, room, txn_id, text)?,
+            WriteOp::Send { user, room, txn_id, content } => messages::send(txn, batch, user, room, txn_id, content)?,
+            WriteOp::Edit { user, room, seq, text } => messages::edit(txn, batch, user, room, seq, text)?,
+            WriteOp::Delete { user, room, seq } => messages::delete(txn, batch, user, room, seq)?,
+            WriteOp::React { user, room, seq, emoji, remove } => {
+                messages::react(txn, batch, user, room, seq, emoji, remove)?
+            }
+            WriteOp::UpdateRoom { user, room, changes } => state::update_room(txn, batch, user, room, changes)?,
+            WriteOp::SetNotificationLevel { user, room, level } => {
+                state::set_notification_level(txn, user, room, level)?
+            }
+            WriteOp::MarkRead { user, room, seq } => state::mark_read(txn, batch, user, room, seq)?,
+            WriteOp::MarkDelivered { user, room, seq } => state::mark_delivered(txn, batch, user, room, seq)?,
+            WriteOp::SetProfile { user, changes } => state::set_profile(txn, user, changes)?,
+            WriteOp::SetLastSeen { user, at_ms } => state::set_last_seen(txn, user, at_ms)?,
+            WriteOp::StoreFile { id, record } => files::store_file(txn, id, record)?,
         })
     }
 }
 
-fn next_id(txn: &WriteTransaction, key: &str) -> Result<u64, StoreError> {
+pub(super) fn next_id(txn: &WriteTransaction, key: &str) -> Result<u64, StoreError> {
     let mut meta_table = txn.open_table(META)?;
     let next = meta_table.get(key)?.map(|v| super::read_u64(v.value())).unwrap_or(1);
     meta_table.insert(key, (next + 1).to_be_bytes().as_slice())?;
@@ -255,17 +370,22 @@ fn rotate_refresh(
     Ok(Ok(OpOutput::Rotated { user: UserId(user), family: family_id }))
 }
 
-fn user_record(txn: &WriteTransaction, user: UserId) -> Result<Option<UserRecord>, StoreError> {
+pub(super) fn user_record(txn: &WriteTransaction, user: UserId) -> Result<Option<UserRecord>, StoreError> {
     Ok(txn.open_table(USERS)?.get(user.0)?.map(|v| v.value()))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn create_room(
     txn: &WriteTransaction,
     batch: &mut Batch,
     creator: UserId,
     name: String,
     kind: RoomKind,
+    topic: String,
+    members: Vec<UserId>,
 ) -> Result<OpResult, StoreError> {
+    // TODO(state helper): topic and group members.
+    let _ = (&topic, &members);
     let key = name.to_lowercase();
     let mut names = txn.open_table(ROOM_NAMES)?;
     if names.get(key.as_str())?.is_some() {
@@ -290,6 +410,7 @@ fn create_room(
             creator: creator.0,
             joined_count: 0,
             peer: 0,
+            ..Default::default()
         },
     )?;
     drop(rooms);
@@ -299,7 +420,7 @@ fn create_room(
 }
 
 /// Appends the event that changes `user`'s membership and records it.
-fn set_membership(
+pub(super) fn set_membership(
     txn: &WriteTransaction,
     batch: &mut Batch,
     room: RoomId,
@@ -312,11 +433,16 @@ fn set_membership(
         MembershipState::Invited => unreachable!("invitations go through `invite`"),
     };
     let seq = batch.append(txn, room, user, kind)?;
-    write_membership(txn, room, user, MembershipRecord { state: state as i32, role: role as i32, since_seq: seq })?;
+    write_membership(
+        txn,
+        room,
+        user,
+        MembershipRecord { state: state as i32, role: role as i32, since_seq: seq, ..Default::default() },
+    )?;
     adjust_joined(txn, room, 1)
 }
 
-fn write_membership(
+pub(super) fn write_membership(
     txn: &WriteTransaction,
     room: RoomId,
     user: UserId,
@@ -328,7 +454,7 @@ fn write_membership(
     Ok(())
 }
 
-fn adjust_joined(txn: &WriteTransaction, room: RoomId, delta: i32) -> Result<(), StoreError> {
+pub(super) fn adjust_joined(txn: &WriteTransaction, room: RoomId, delta: i32) -> Result<(), StoreError> {
     let mut rooms = txn.open_table(ROOMS)?;
     let record = rooms.get(room.0)?.map(|v| v.value());
     if let Some(mut record) = record {
@@ -338,7 +464,7 @@ fn adjust_joined(txn: &WriteTransaction, room: RoomId, delta: i32) -> Result<(),
     Ok(())
 }
 
-fn membership(
+pub(super) fn membership(
     table: &Tbl<'_, (u64, u64), Record<MembershipRecord>>,
     room: RoomId,
     user: UserId,
@@ -348,11 +474,11 @@ fn membership(
 
 /// Why someone who has not joined `room` may not act in it: a room they
 /// can see (public, or invited) says so, any other does not exist for them.
-fn outsider(room: &RoomRecord, membership: Option<&MembershipRecord>) -> Refusal {
+pub(super) fn outsider(room: &RoomRecord, membership: Option<&MembershipRecord>) -> Refusal {
     if room.kind() == RoomKind::Public || membership.is_some() { Refusal::NotAMember } else { Refusal::RoomNotFound }
 }
 
-fn room_record(txn: &WriteTransaction, room: RoomId) -> Result<Option<RoomRecord>, StoreError> {
+pub(super) fn room_record(txn: &WriteTransaction, room: RoomId) -> Result<Option<RoomRecord>, StoreError> {
     Ok(txn.open_table(ROOMS)?.get(room.0)?.map(|v| v.value()))
 }
 
@@ -423,7 +549,12 @@ fn invite(
         txn,
         room,
         invitee,
-        MembershipRecord { state: MembershipState::Invited as i32, role: Role::Member as i32, since_seq: seq },
+        MembershipRecord {
+            state: MembershipState::Invited as i32,
+            role: Role::Member as i32,
+            since_seq: seq,
+            ..Default::default()
+        },
     )?;
     Ok(Ok(OpOutput::Done))
 }
@@ -461,6 +592,7 @@ fn open_direct(txn: &WriteTransaction, batch: &mut Batch, user: UserId, peer: Us
             creator: user.0,
             joined_count: 0,
             peer: peer.0,
+            ..Default::default()
         },
     )?;
     batch.append(
@@ -472,35 +604,4 @@ fn open_direct(txn: &WriteTransaction, batch: &mut Batch, user: UserId, peer: Us
     set_membership(txn, batch, room, user, MembershipState::Joined, Role::Owner)?;
     set_membership(txn, batch, room, peer, MembershipState::Joined, Role::Owner)?;
     Ok(Ok(OpOutput::Room { room }))
-}
-
-fn send(
-    txn: &WriteTransaction,
-    batch: &mut Batch,
-    user: UserId,
-    room: RoomId,
-    txn_id: String,
-    text: String,
-) -> Result<OpResult, StoreError> {
-    let digest = Sha256::digest(text.as_bytes()).to_vec();
-    let mut txns = txn.open_table(TXNS)?;
-    if let Some(claimed) = txns.get((user.0, txn_id.as_str()))?.map(|v| v.value()) {
-        if claimed.room_id != room.0 || claimed.text_digest != digest {
-            return Ok(Err(Refusal::TxnConflict));
-        }
-        let epoch = room_record(txn, room)?.map(|r| r.epoch).unwrap_or(1);
-        return Ok(Ok(OpOutput::Sent { room, epoch, seq: claimed.seq, time_ms: claimed.time_ms, duplicate: true }));
-    }
-    let Some(record) = room_record(txn, room)? else {
-        return Ok(Err(Refusal::RoomNotFound));
-    };
-    let current = membership(&txn.open_table(MEMBERSHIPS)?, room, user)?;
-    if !current.as_ref().is_some_and(|m| m.is_joined()) {
-        return Ok(Err(outsider(&record, current.as_ref())));
-    }
-    let kind = EventKind::Message(MessageBody { text, client_txn_id: txn_id.clone() });
-    let seq = batch.append(txn, room, user, kind)?;
-    let time_ms = batch.now_ms;
-    txns.insert((user.0, txn_id.as_str()), TxnRecord { room_id: room.0, seq, time_ms, text_digest: digest })?;
-    Ok(Ok(OpOutput::Sent { room, epoch: record.epoch, seq, time_ms, duplicate: false }))
 }

@@ -26,6 +26,25 @@ pub struct UserRecord {
     pub created_at_ms: u64,
     #[prost(bool, tag = "5")]
     pub disabled: bool,
+    /// Profile (SetProfile): free text shown instead of the name.
+    #[prost(string, tag = "6")]
+    pub display_name: String,
+    #[prost(string, tag = "7")]
+    pub avatar_file_id: String,
+    #[prost(string, tag = "8")]
+    pub status_text: String,
+    /// Receipts are shared unless the user opted out.
+    #[prost(bool, tag = "9")]
+    pub receipts_private: bool,
+    /// When the user's last session ended.
+    #[prost(uint64, tag = "10")]
+    pub last_seen_ms: u64,
+    /// The user chose AWAY on every device (SetPresence, not device-only).
+    #[prost(bool, tag = "11")]
+    pub away: bool,
+    /// Bytes of the files the user uploaded, against their quota.
+    #[prost(uint64, tag = "12")]
+    pub file_bytes: u64,
 }
 
 impl UserRecord {
@@ -90,6 +109,20 @@ pub struct RoomRecord {
     /// For direct rooms: the participant other than `creator`.
     #[prost(uint64, tag = "8")]
     pub peer: u64,
+    #[prost(string, tag = "9")]
+    pub topic: String,
+    #[prost(string, tag = "10")]
+    pub avatar_file_id: String,
+    /// Read-only: no sends, edits or reactions.
+    #[prost(bool, tag = "11")]
+    pub archived: bool,
+    /// Message events in the log so far (unread counts are differences of
+    /// this running count, see `EventRecord::messages_through`).
+    #[prost(uint64, tag = "12")]
+    pub message_count: u64,
+    /// A private room created with members at once.
+    #[prost(bool, tag = "13")]
+    pub group: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Enumeration)]
@@ -117,6 +150,18 @@ pub struct MembershipRecord {
     /// Sequence number of the event that gave this state.
     #[prost(uint64, tag = "3")]
     pub since_seq: u64,
+    #[prost(enumeration = "NotificationLevel", tag = "4")]
+    pub notification_level: i32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enumeration)]
+#[repr(i32)]
+pub enum NotificationLevel {
+    /// All for direct rooms and groups, mentions for the others.
+    Default = 0,
+    All = 1,
+    Mentions = 2,
+    None = 3,
 }
 
 impl MembershipRecord {
@@ -132,7 +177,12 @@ pub struct EventRecord {
     pub time_ms: u64,
     #[prost(uint64, tag = "2")]
     pub sender: u64,
-    #[prost(oneof = "EventKind", tags = "10, 11, 12, 13, 14")]
+    /// The room's message count once this event is appended: the messages
+    /// after a read marker at seq `s` are `head.messages_through -
+    /// event(s).messages_through`.
+    #[prost(uint64, tag = "3")]
+    pub messages_through: u64,
+    #[prost(oneof = "EventKind", tags = "10, 11, 12, 13, 14, 15, 16, 17, 18, 19")]
     pub kind: Option<EventKind>,
 }
 
@@ -148,6 +198,16 @@ pub enum EventKind {
     MemberInvited(MemberInvited),
     #[prost(message, tag = "14")]
     Message(MessageBody),
+    #[prost(message, tag = "15")]
+    MessageEdited(MessageEdited),
+    #[prost(message, tag = "16")]
+    MessageDeleted(Target),
+    #[prost(message, tag = "17")]
+    ReactionAdded(ReactionChange),
+    #[prost(message, tag = "18")]
+    ReactionRemoved(ReactionChange),
+    #[prost(message, tag = "19")]
+    RoomUpdated(RoomUpdated),
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -167,12 +227,160 @@ pub struct MemberInvited {
     pub invitee: u64,
 }
 
+/// A message, kept in its current state: edits replace `text`, a deletion
+/// erases the content and sets `deleted_at_ms`, reactions and the thread
+/// summary are updated in place. The log's other events say what changed.
 #[derive(Clone, PartialEq, Message)]
 pub struct MessageBody {
     #[prost(string, tag = "1")]
     pub text: String,
     #[prost(string, tag = "2")]
     pub client_txn_id: String,
+    #[prost(uint64, tag = "3")]
+    pub reply_to_seq: u64,
+    #[prost(uint64, tag = "4")]
+    pub thread_root_seq: u64,
+    /// Mentioned members (user ids), resolved when sent or edited.
+    #[prost(uint64, repeated, tag = "5")]
+    pub mentions: Vec<u64>,
+    #[prost(bool, tag = "6")]
+    pub mentions_room: bool,
+    #[prost(string, repeated, tag = "7")]
+    pub attachment_ids: Vec<String>,
+    #[prost(message, optional, tag = "8")]
+    pub location: Option<LocationRecord>,
+    #[prost(uint64, tag = "9")]
+    pub edited_at_ms: u64,
+    /// The seqs of this message's MessageEdited events, whose text a
+    /// deletion erases too.
+    #[prost(uint64, repeated, tag = "10")]
+    pub edit_seqs: Vec<u64>,
+    /// Non-zero once deleted.
+    #[prost(uint64, tag = "11")]
+    pub deleted_at_ms: u64,
+    #[prost(uint64, tag = "12")]
+    pub deleted_by: u64,
+    #[prost(message, repeated, tag = "13")]
+    pub reactions: Vec<ReactionRecord>,
+    /// On a thread root.
+    #[prost(message, optional, tag = "14")]
+    pub thread: Option<ThreadRecord>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct LocationRecord {
+    #[prost(double, tag = "1")]
+    pub latitude: f64,
+    #[prost(double, tag = "2")]
+    pub longitude: f64,
+    #[prost(string, tag = "3")]
+    pub label: String,
+}
+
+/// Everyone who reacted to a message with one emoji, oldest first.
+#[derive(Clone, PartialEq, Message)]
+pub struct ReactionRecord {
+    #[prost(string, tag = "1")]
+    pub emoji: String,
+    #[prost(uint64, repeated, tag = "2")]
+    pub users: Vec<u64>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ThreadRecord {
+    #[prost(uint32, tag = "1")]
+    pub reply_count: u32,
+    #[prost(uint64, tag = "2")]
+    pub last_reply_seq: u64,
+    #[prost(uint64, tag = "3")]
+    pub last_reply_at_ms: u64,
+    /// Everyone who replied, in order of their first reply.
+    #[prost(uint64, repeated, tag = "4")]
+    pub participants: Vec<u64>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct MessageEdited {
+    #[prost(uint64, tag = "1")]
+    pub target_seq: u64,
+    /// Erased when the target is deleted.
+    #[prost(string, tag = "2")]
+    pub text: String,
+    #[prost(uint64, repeated, tag = "3")]
+    pub mentions: Vec<u64>,
+    #[prost(bool, tag = "4")]
+    pub mentions_room: bool,
+}
+
+/// An event about one message.
+#[derive(Clone, PartialEq, Message)]
+pub struct Target {
+    #[prost(uint64, tag = "1")]
+    pub target_seq: u64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ReactionChange {
+    #[prost(uint64, tag = "1")]
+    pub target_seq: u64,
+    #[prost(string, tag = "2")]
+    pub emoji: String,
+}
+
+/// The settings a RoomUpdated event changed (the others are `None`).
+#[derive(Clone, PartialEq, Message)]
+pub struct RoomUpdated {
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    pub topic: Option<String>,
+    #[prost(string, optional, tag = "3")]
+    pub avatar_file_id: Option<String>,
+    #[prost(bool, optional, tag = "4")]
+    pub archived: Option<bool>,
+}
+
+/// A member's position in a room: private read marker (also their read
+/// receipt) and delivered receipt.
+#[derive(Clone, PartialEq, Message)]
+pub struct ReadStateRecord {
+    #[prost(uint64, tag = "1")]
+    pub read_seq: u64,
+    #[prost(uint64, tag = "2")]
+    pub delivered_seq: u64,
+    #[prost(uint64, tag = "3")]
+    pub updated_at_ms: u64,
+}
+
+/// An uploaded file's metadata; the bytes live in the data directory's
+/// `files/` under the id.
+#[derive(Clone, PartialEq, Message)]
+pub struct FileRecord {
+    #[prost(uint64, tag = "1")]
+    pub owner: u64,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(string, tag = "3")]
+    pub content_type: String,
+    #[prost(uint64, tag = "4")]
+    pub size: u64,
+    #[prost(uint32, tag = "5")]
+    pub width: u32,
+    #[prost(uint32, tag = "6")]
+    pub height: u32,
+    #[prost(string, tag = "7")]
+    pub thumbnail_id: String,
+    #[prost(bytes = "vec", tag = "8")]
+    pub sha256: Vec<u8>,
+    #[prost(uint64, tag = "9")]
+    pub uploaded_at_ms: u64,
+    /// Visible to every authenticated user (an avatar), not only to the
+    /// members of the rooms it was posted in.
+    #[prost(bool, tag = "10")]
+    pub public: bool,
+    /// The id of the file this one is the thumbnail of.
+    #[prost(string, tag = "11")]
+    pub thumbnail_of: String,
 }
 
 /// A claimed client transaction id: what its send produced.

@@ -37,6 +37,19 @@ pub const EVENTS: TableDefinition<(u64, u64), Record<EventRecord>> = TableDefini
 /// `txns`: (user, client transaction id) → what the send produced.
 pub const TXNS: TableDefinition<(u64, &str), Record<TxnRecord>> = TableDefinition::new("txns_v1");
 
+/// `read_states`: (room, user) → read marker and receipts.
+pub const READ_STATES: TableDefinition<(u64, u64), Record<ReadStateRecord>> = TableDefinition::new("read_states_v1");
+/// `mentions`: (user, room, seq) of every message that mentions the user
+/// (by name or @room); behind mention counts.
+pub const MENTIONS: TableDefinition<(u64, u64, u64), ()> = TableDefinition::new("mentions_v1");
+/// `thread_messages`: (room, root seq, seq) of every message in a thread.
+pub const THREAD_MESSAGES: TableDefinition<(u64, u64, u64), ()> = TableDefinition::new("thread_messages_v1");
+/// `files`: file id → metadata.
+pub const FILES: TableDefinition<&str, Record<FileRecord>> = TableDefinition::new("files_v1");
+/// `file_rooms`: (file id, room) for every room a file was posted in; who
+/// may download it.
+pub const FILE_ROOMS: TableDefinition<(&str, u64), ()> = TableDefinition::new("file_rooms_v1");
+
 /// Keys of the `meta` table.
 pub mod meta {
     pub const SCHEMA_VERSION: &str = "schema_version";

@@ -45,14 +45,17 @@ async fn user(f: &Fixture, name: &str) -> UserId {
 }
 
 async fn room(f: &Fixture, creator: UserId, name: &str, kind: RoomKind) -> RoomId {
-    match write(f, WriteOp::CreateRoom { creator, name: name.into(), kind }).await.unwrap() {
+    match write(f, WriteOp::CreateRoom { creator, name: name.into(), kind, topic: String::new(), members: Vec::new() })
+        .await
+        .unwrap()
+    {
         OpOutput::Room { room } => room,
         other => panic!("{other:?}"),
     }
 }
 
 fn send(user: UserId, room: RoomId, txn: &str, text: &str) -> WriteOp {
-    WriteOp::Send { user, room, txn_id: txn.into(), text: text.into() }
+    WriteOp::Send { user, room, txn_id: txn.into(), content: crate::store::MessageContent::text(text) }
 }
 
 #[tokio::test]
@@ -130,7 +133,17 @@ async fn guests_stay_in_public_rooms() {
         Err(Refusal::Forbidden(_))
     ));
     assert!(matches!(
-        write(&f, WriteOp::CreateRoom { creator: guest, name: "mine".into(), kind: RoomKind::Private }).await,
+        write(
+            &f,
+            WriteOp::CreateRoom {
+                creator: guest,
+                name: "mine".into(),
+                kind: RoomKind::Private,
+                topic: String::new(),
+                members: Vec::new()
+            }
+        )
+        .await,
         Err(Refusal::Forbidden(_))
     ));
     assert!(matches!(write(&f, WriteOp::OpenDirect { user: alice, peer: guest }).await, Err(Refusal::Forbidden(_))));
@@ -200,7 +213,17 @@ async fn names_are_unique_whatever_their_case() {
     assert!(matches!(write(&f, op).await, Err(Refusal::NameTaken(_))));
     room(&f, alice, "general", RoomKind::Public).await;
     assert!(matches!(
-        write(&f, WriteOp::CreateRoom { creator: alice, name: "General".into(), kind: RoomKind::Public }).await,
+        write(
+            &f,
+            WriteOp::CreateRoom {
+                creator: alice,
+                name: "General".into(),
+                kind: RoomKind::Public,
+                topic: String::new(),
+                members: Vec::new(),
+            }
+        )
+        .await,
         Err(Refusal::NameTaken(_))
     ));
 }

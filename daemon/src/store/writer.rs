@@ -78,7 +78,7 @@ impl Batch {
             EventKind::MemberInvited(invited) => Some(summary(txn, UserId(invited.invitee))?),
             _ => None,
         };
-        let record = EventRecord { time_ms: self.now_ms, sender: sender.0, kind: Some(kind) };
+        let record = EventRecord { time_ms: self.now_ms, sender: sender.0, kind: Some(kind), ..Default::default() };
         txn.open_table(EVENTS)?.insert((room.0, seq), &record)?;
         self.events.push(AppendedEvent { room, epoch, seq, record, sender: summary(txn, sender)?, invitee });
         Ok(seq)

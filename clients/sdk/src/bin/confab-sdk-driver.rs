@@ -395,6 +395,11 @@ fn event_json(event: &v1::RoomEvent) -> Value {
         Some(Kind::MemberLeft(_)) => ("member_left", ""),
         Some(Kind::MemberInvited(_)) => ("member_invited", ""),
         Some(Kind::Message(message)) => ("message", message.text.as_str()),
+        Some(Kind::MessageEdited(edited)) => ("message_edited", edited.text.as_str()),
+        Some(Kind::MessageDeleted(_)) => ("message_deleted", ""),
+        Some(Kind::ReactionAdded(reaction)) => ("reaction_added", reaction.emoji.as_str()),
+        Some(Kind::ReactionRemoved(reaction)) => ("reaction_removed", reaction.emoji.as_str()),
+        Some(Kind::RoomUpdated(_)) => ("room_updated", ""),
         None => ("unknown", ""),
     };
     json!({

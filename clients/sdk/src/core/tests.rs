@@ -147,7 +147,7 @@ fn welcome() -> v1::Welcome {
 
 fn auth(access: &str, refresh: &str) -> v1::AuthResult {
     v1::AuthResult {
-        user: Some(v1::User { user_id: 5, name: "alice".into(), guest: false }),
+        user: Some(v1::User { user_id: 5, name: "alice".into(), guest: false, ..Default::default() }),
         access_token: access.into(),
         refresh_token: refresh.into(),
         ..Default::default()
@@ -178,6 +178,7 @@ fn send(txn: &str) -> Command {
         room: Some(v1::RoomRef::name("general")),
         text: "hi".into(),
         client_txn_id: txn.into(),
+        ..Default::default()
     })
 }
 
@@ -270,7 +271,7 @@ fn an_invitation_to_an_unfollowed_room_is_no_position_in_it() {
         epoch: 1,
         seq: 40,
         kind: Some(v1::room_event::Kind::MemberInvited(v1::MemberInvited {
-            invitee: Some(v1::User { user_id: 5, name: "alice".into(), guest: false }),
+            invitee: Some(v1::User { user_id: 5, name: "alice".into(), guest: false, ..Default::default() }),
         })),
         ..Default::default()
     };
@@ -628,6 +629,7 @@ fn a_request_over_the_frame_limit_is_refused_without_sending_it() {
             room: Some(v1::RoomRef::name("general")),
             text: text.into(),
             client_txn_id: "t".into(),
+            ..Default::default()
         })
     };
     for encoding in [Encoding::Proto, Encoding::Json] {
@@ -761,7 +763,7 @@ fn is_rate_limited(error: &Error) -> bool {
 }
 
 fn auth_as(user_id: u64) -> Body {
-    let user = v1::User { user_id, name: format!("user{user_id}"), guest: false };
+    let user = v1::User { user_id, name: format!("user{user_id}"), guest: false, ..Default::default() };
     Body::Auth(v1::AuthResult { user: Some(user), ..auth("a2", "r2") })
 }
 
