@@ -157,6 +157,12 @@ impl Hub {
         }
     }
 
+    /// Delivers the pushes of a committed batch that are not room events.
+    pub fn notify(&self, notices: &[crate::store::Notice]) {
+        // TODO(state helper): read_state and receipt pushes.
+        let _ = notices;
+    }
+
     /// Starts (or restarts) delivery to `subscriber` from `positions`,
     /// replaying what it missed. Answers one status per room.
     pub fn resume(

@@ -14,7 +14,7 @@ use redb::{Database, ReadableDatabase as _, ReadableTable as _};
 
 pub use ops::{MessageContent, OpOutput, OpResult, ProfileChanges, Refusal, RoomChanges, TokenGrant, WriteOp};
 pub use records::*;
-pub use writer::{AppendedEvent, UserSummary, Writer, WriterHandle, now_ms};
+pub use writer::{AppendedEvent, Notice, UserSummary, Writer, WriterHandle, now_ms};
 
 use crate::ids::{RoomId, Seq, UserId};
 use tables::*;

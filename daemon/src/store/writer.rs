@@ -48,12 +48,22 @@ pub struct AppendedEvent {
     pub invitee: Option<UserSummary>,
 }
 
+/// A change to per-user state that is not a log event but is pushed once
+/// its batch is durable (read markers, receipts).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Notice {
+    /// `user`'s read marker or delivered receipt in `room` moved.
+    ReadStateMoved { user: UserId, room: RoomId, read_moved: bool, record: ReadStateRecord },
+}
+
 /// The state of one batch while its operations run.
 pub(super) struct Batch {
     pub now_ms: u64,
     pub events: Vec<AppendedEvent>,
     /// Rooms this batch appends to, with their head before the batch.
     pub touched: Vec<(RoomId, u64)>,
+    /// Pushes that are not room events, delivered after the commit.
+    pub notices: Vec<Notice>,
 }
 
 impl Batch {
@@ -71,14 +81,17 @@ impl Batch {
             self.touched.push((room, record.head_seq));
         }
         record.head_seq += 1;
-        let (seq, epoch) = (record.head_seq, record.epoch);
+        if matches!(kind, EventKind::Message(_)) {
+            record.message_count += 1;
+        }
+        let (seq, epoch, messages_through) = (record.head_seq, record.epoch, record.message_count);
         rooms.insert(room.0, record)?;
         drop(rooms);
         let invitee = match &kind {
             EventKind::MemberInvited(invited) => Some(summary(txn, UserId(invited.invitee))?),
             _ => None,
         };
-        let record = EventRecord { time_ms: self.now_ms, sender: sender.0, kind: Some(kind), ..Default::default() };
+        let record = EventRecord { time_ms: self.now_ms, sender: sender.0, messages_through, kind: Some(kind) };
         txn.open_table(EVENTS)?.insert((room.0, seq), &record)?;
         self.events.push(AppendedEvent { room, epoch, seq, record, sender: summary(txn, sender)?, invitee });
         Ok(seq)
@@ -181,7 +194,7 @@ fn run(db: Arc<Database>, hub: Arc<Hub>, mut rx: mpsc::Receiver<Msg>) {
 
 fn run_batch(db: &Database, hub: &Hub, now_ms: u64, jobs: Vec<Job>) {
     let (ops, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|job| (job.op, job.reply)).unzip();
-    let mut batch = Batch { now_ms, events: Vec::new(), touched: Vec::new() };
+    let mut batch = Batch { now_ms, events: Vec::new(), touched: Vec::new(), notices: Vec::new() };
     let outcome = (|| -> Result<Vec<OpResult>, StoreError> {
         let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate).map_err(|e| StoreError::BatchFailed(e.to_string()))?;
@@ -196,6 +209,7 @@ fn run_batch(db: &Database, hub: &Hub, now_ms: u64, jobs: Vec<Job>) {
     match outcome {
         Ok(results) => {
             hub.publish(&batch.events);
+            hub.notify(&batch.notices);
             for (reply, result) in replies.into_iter().zip(results) {
                 let _ = reply.send(Ok(result));
             }
