@@ -3,8 +3,11 @@
 //! task; every write goes through the single [`writer`] thread, which
 //! batches them into group commits.
 
+mod file_reads;
+mod message_reads;
 mod ops;
 pub mod records;
+mod state_reads;
 pub mod tables;
 mod writer;
 

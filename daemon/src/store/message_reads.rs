@@ -1,0 +1,4 @@
+//! Reads for messages: single events, threads.
+
+#[allow(unused_imports)]
+use super::{Store, StoreError, records::*, tables::*};
