@@ -13,6 +13,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     auth::{Auth, GuestNames, LiveLogins},
     config::Config,
+    files::Files,
     hub::Hub,
     ids::UserId,
     rate_limit::RateLimiter,
@@ -28,6 +29,8 @@ pub struct Context {
     pub guests: GuestNames,
     pub logins: LiveLogins,
     pub limiters: Limiters,
+    /// The files directory and the uploads in flight.
+    pub files: Files,
     pub next_session: AtomicU64,
     /// Password hashes computed at once (each takes argon2's memory cost).
     pub hashing: tokio::sync::Semaphore,

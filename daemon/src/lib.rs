@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 mod context;
 mod convert;
+mod files;
 pub mod hub;
 mod outbox;
 pub mod rate_limit;
@@ -66,9 +67,13 @@ impl Daemon {
         ));
         let writer = Writer::start(store.database(), hub.clone());
         let secret = store.jwt_secret()?;
+        let files_dir = data_dir.join("files");
+        let files = files::Files::open(files_dir.clone())
+            .with_context(|| format!("cannot open the files directory {}", files_dir.display()))?;
         let ctx = Arc::new(Context {
             auth: auth::Auth::new(config.accounts.clone(), &secret),
             limiters: Limiters::new(&config),
+            files,
             writer: writer.handle(),
             store,
             hub,

@@ -7,6 +7,7 @@
 pub mod codec;
 pub mod ids;
 pub mod liveness;
+pub mod markup;
 pub mod resume;
 pub mod session;
 

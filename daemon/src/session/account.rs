@@ -10,9 +10,10 @@ use super::{Identity, Session, internal, rate_limited};
 use crate::{
     auth::{TokenError, refresh_token_hash, valid_name},
     config::Registration,
+    context::Context,
     context::check,
     ids::UserId,
-    store::{OpOutput, Refusal, WriteOp, now_ms},
+    store::{OpOutput, Refusal, UserRecord, WriteOp, now_ms},
 };
 
 const MIN_PASSWORD: usize = 8;
@@ -51,6 +52,42 @@ fn check_name(field: &str, name: &str) -> Result<(), v1::Error> {
     } else {
         Err(invalid(format!("{field} must be 1 to 32 characters of a-z, 0-9, '_', '.' or '-', starting with a letter")))
     }
+}
+
+/// Someone who presented a valid access token: a session's `Authenticate`,
+/// an HTTP request or a QUIC upload stream.
+#[derive(Clone, Debug)]
+pub(crate) struct Bearer {
+    pub user: UserId,
+    pub record: UserRecord,
+    /// The token family of the login (0 for guests).
+    pub family: u64,
+}
+
+/// Checks an access token: signature and expiry, an existing account that is
+/// not disabled and, for registered users, a login (token family) that was
+/// not revoked. Guests pass; whoever needs more says so.
+pub(crate) fn verify_bearer(ctx: &Context, token: &str) -> Result<Bearer, v1::Error> {
+    let (user, claims) = ctx.auth.verify_access(token, now_ms()).map_err(|e| match e {
+        TokenError::Expired => {
+            v1::Error::new(ErrorCode::TokenExpired, "the access token expired; Refresh, then try again")
+        }
+        TokenError::Invalid => v1::Error::new(ErrorCode::TokenInvalid, "the access token is not valid"),
+    })?;
+    let revoked = || v1::Error::new(ErrorCode::TokenInvalid, "this login was revoked; log in again");
+    let Some(record) = ctx.store.user(user).map_err(internal)? else {
+        return Err(revoked());
+    };
+    if record.disabled {
+        return Err(v1::Error::new(ErrorCode::AccountDisabled, "this account is disabled"));
+    }
+    if !record.is_guest() {
+        let family = ctx.store.token_family(claims.fam).map_err(internal)?;
+        if !family.is_some_and(|f| !f.revoked && f.user_id == user.0) {
+            return Err(revoked());
+        }
+    }
+    Ok(Bearer { user, record, family: claims.fam })
 }
 
 impl Session {
@@ -217,34 +254,15 @@ impl Session {
     }
 
     pub(super) async fn authenticate(&mut self, authenticate: v1::Authenticate) -> Result<Body, v1::Error> {
-        let (user, claims) =
-            self.ctx.auth.verify_access(&authenticate.access_token, now_ms()).map_err(|e| match e {
-                TokenError::Expired => v1::Error::new(
-                    ErrorCode::TokenExpired,
-                    "the access token expired; Refresh, then Authenticate again",
-                ),
-                TokenError::Invalid => v1::Error::new(ErrorCode::TokenInvalid, "the access token is not valid"),
-            })?;
-        let revoked = || v1::Error::new(ErrorCode::TokenInvalid, "this login was revoked; log in again");
-        let Some(record) = self.ctx.store.user(user).map_err(internal)? else {
-            return Err(revoked());
-        };
-        if record.disabled {
-            return Err(v1::Error::new(ErrorCode::AccountDisabled, "this account is disabled"));
-        }
+        let Bearer { user, record, family } = verify_bearer(&self.ctx, &authenticate.access_token)?;
         if record.is_guest() {
             let registered = self.ctx.store.user_by_name(&record.name).map_err(internal)?.is_some();
             if registered || !self.ctx.guests.claim(&record.name, user) {
                 return Err(refusal(Refusal::NameTaken(record.name)));
             }
-        } else {
-            let family = self.ctx.store.token_family(claims.fam).map_err(internal)?;
-            if !family.is_some_and(|f| !f.revoked && f.user_id == user.0) {
-                return Err(revoked());
-            }
         }
         let guest = record.is_guest();
-        let identity = Identity { user, name: record.name, guest, family: claims.fam };
+        let identity = Identity { user, name: record.name, guest, family };
         // Reconnecting clients keep their tokens: answer without new ones.
         let user = self.enter(identity);
         Ok(Body::Auth(v1::AuthResult { user: Some(user), ..Default::default() }))

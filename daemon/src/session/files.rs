@@ -3,10 +3,15 @@
 
 use confab_protocol::v1::{self, server_frame::Body};
 
-use super::{Session, not_yet};
+use super::{Session, internal};
 
 impl Session {
-    pub(super) fn get_file(&mut self, _command: v1::GetFile) -> Result<Body, v1::Error> {
-        Err(not_yet())
+    /// A file the user may see (owner, public, or posted in a room they may
+    /// read); FILE_NOT_FOUND otherwise, as for an unknown id.
+    pub(super) fn get_file(&mut self, command: v1::GetFile) -> Result<Body, v1::Error> {
+        let identity = self.identity()?;
+        let record = crate::files::visible(&self.ctx, identity.user, &command.file_id)?;
+        let info = crate::files::file_info(&self.ctx, &command.file_id, &record).map_err(internal)?;
+        Ok(Body::File(info))
     }
 }

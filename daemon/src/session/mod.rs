@@ -10,6 +10,8 @@ mod profiles;
 mod rooms;
 mod state;
 
+pub(crate) use account::{Bearer, verify_bearer};
+
 use std::{
     net::SocketAddr,
     pin::Pin,
@@ -72,6 +74,9 @@ pub(crate) struct Session {
     pub identity: Option<Identity>,
     pub ctx: Arc<Context>,
     pub outbox: Arc<Outbox>,
+    /// This device is idle (SetPresence with `this_device_only`); counts
+    /// for presence once the session resumed.
+    pub away: bool,
 }
 
 /// Runs a session over an accepted connection until it ends.
@@ -80,7 +85,7 @@ pub async fn run(ctx: Arc<Context>, peer: SocketAddr, encoding: Encoding, reader
     let span = tracing::info_span!("session", conn_id = id, %peer, user_id = tracing::field::Empty);
     let outbox = Arc::new(Outbox::new(ctx.config.limits.max_outbound_queue_bytes));
     let writer_task = ctx.tracker.spawn(write_loop(outbox.clone(), writer).instrument(span.clone()));
-    let session = Session { id, peer, encoding, phase: Phase::AwaitingHello, identity: None, ctx, outbox };
+    let session = Session { id, peer, encoding, phase: Phase::AwaitingHello, identity: None, ctx, outbox, away: false };
     session.drive(reader, writer_task).instrument(span).await;
 }
 
@@ -355,6 +360,10 @@ impl Session {
         let subscriber =
             Subscriber { id: self.id, user: identity.user, encoding: self.encoding, outbox: self.outbox.clone() };
         let rooms = self.ctx.hub.resume(subscriber, &resume.positions).map_err(internal)?;
+        // Present from now on (ONLINE unless away): others hear of it.
+        self.ctx.hub.set_device_away(self.id, self.away);
+        let max_members = self.ctx.config.presence.max_room_members;
+        self.ctx.hub.refresh_presence(identity.user, max_members, false).map_err(internal)?;
         Ok(Body::Resumed(v1::ResumeResult { rooms }))
     }
 
@@ -362,7 +371,18 @@ impl Session {
     /// the login's registration released, back to Unauthenticated.
     pub(crate) fn forget_login(&mut self) {
         let Some(identity) = self.identity.take() else { return };
-        self.ctx.hub.remove(self.id);
+        self.away = false;
+        if let Some(at_ms) = self.ctx.hub.depart(self.id, self.ctx.config.presence.max_room_members) {
+            // The user's last session ended: remember when, durably but
+            // without holding up the session's end.
+            let writer = self.ctx.writer.clone();
+            let op = crate::store::WriteOp::SetLastSeen { user: identity.user, at_ms };
+            self.ctx.tracker.spawn(async move {
+                if let Err(error) = writer.write(op).await {
+                    tracing::warn!(%error, "storing when the user was last seen failed");
+                }
+            });
+        }
         if identity.guest {
             self.ctx.guests.release(&identity.name, identity.user);
         }
@@ -390,11 +410,6 @@ pub(crate) fn internal(error: StoreError) -> v1::Error {
     }
     tracing::error!(%error, "store error");
     v1::Error::temporary(ErrorCode::Internal, "the server could not complete this; try again", 1000)
-}
-
-/// The answer of a command whose handler is not written yet.
-pub(crate) fn not_yet() -> v1::Error {
-    v1::Error::new(ErrorCode::UnknownCommand, "this server does not implement this command yet")
 }
 
 /// A rate limit as the client sees it.

@@ -1,5 +1,5 @@
 //! Room commands: CreateRoom, JoinRoom, LeaveRoom, InviteToRoom, ListRooms,
-//! ListMembers, OpenDirect.
+//! ListMembers, OpenDirect, UpdateRoom.
 
 use confab_protocol::v1::{self, ErrorCode, room_ref::Room, server_frame::Body};
 
@@ -13,8 +13,31 @@ use crate::{
     context::check,
     convert,
     ids::{RoomId, UserId},
-    store::{MembershipRecord, MembershipState, OpOutput, RoomKind, RoomRecord, WriteOp},
+    store::{
+        MembershipRecord, MembershipState, NotificationLevel, OpOutput, RoomChanges, RoomKind, RoomRecord, WriteOp,
+    },
 };
+
+const MAX_TOPIC_BYTES: usize = RoomRecord::MAX_TOPIC_BYTES;
+const MAX_GROUP_MEMBERS: usize = RoomRecord::MAX_GROUP_MEMBERS;
+/// Longest directory query, in bytes.
+const MAX_QUERY_BYTES: usize = 256;
+/// Longest file id a client may name (ids are 32 hex characters).
+const MAX_FILE_ID_BYTES: usize = 64;
+
+fn invalid(message: impl Into<String>) -> v1::Error {
+    v1::Error::new(ErrorCode::InvalidArgument, message)
+}
+
+fn check_topic(topic: &str) -> Result<(), v1::Error> {
+    if topic.len() > MAX_TOPIC_BYTES {
+        return Err(invalid(format!("topic is {} bytes; the limit is {MAX_TOPIC_BYTES}", topic.len())));
+    }
+    Ok(())
+}
+
+const ROOM_NAME_RULE: &str =
+    "room name must be 1 to 32 characters of a-z, 0-9, '_', '.' or '-', starting with a letter";
 
 /// A room the session may see, with its membership there.
 pub(crate) struct VisibleRoom {
@@ -78,7 +101,35 @@ impl Session {
         } else {
             None
         };
-        Ok(info(id, &record, membership.as_ref(), peer))
+        self.info(id, &record, membership.as_ref(), peer)
+    }
+
+    /// A room's info for the asking user, with their own position and
+    /// settings when they joined it.
+    fn info(
+        &self,
+        id: RoomId,
+        record: &RoomRecord,
+        membership: Option<&MembershipRecord>,
+        peer: Option<v1::User>,
+    ) -> Result<v1::RoomInfo, v1::Error> {
+        let mut info = info(id, record, membership, peer);
+        if let Some(joined) = membership.filter(|m| m.is_joined()) {
+            let me = self.identity()?.user;
+            if let Some(position) = self.ctx.store.position(id, me).map_err(internal)? {
+                info.read_seq = position.read_seq;
+                info.unread_count = position.unread;
+                info.mention_count = position.mentions;
+            }
+            info.notification_level = match joined.notification_level() {
+                NotificationLevel::Default => v1::NotificationLevel::NotifyDefault,
+                NotificationLevel::All => v1::NotificationLevel::NotifyAll,
+                NotificationLevel::Mentions => v1::NotificationLevel::NotifyMentions,
+                NotificationLevel::None => v1::NotificationLevel::NotifyNone,
+            } as i32;
+            info.role = convert::role(joined.role) as i32;
+        }
+        Ok(info)
     }
 
     fn limit_joins(&self) -> Result<(), v1::Error> {
@@ -97,26 +148,46 @@ impl Session {
     pub(super) async fn create_room(&mut self, create: v1::CreateRoom) -> Result<Body, v1::Error> {
         let identity = self.identity()?;
         let name = create.name.strip_prefix('#').unwrap_or(&create.name).to_owned();
-        if !valid_name(&name) {
-            return Err(v1::Error::new(
-                ErrorCode::InvalidArgument,
-                "room name must be 1 to 32 characters of a-z, 0-9, '_', '.' or '-', starting with a letter",
-            ));
-        }
         let kind = match v1::RoomKind::try_from(create.kind) {
             Ok(v1::RoomKind::Public) => RoomKind::Public,
             Ok(v1::RoomKind::Private) => RoomKind::Private,
-            _ => return Err(v1::Error::new(ErrorCode::InvalidArgument, "kind must be PUBLIC or PRIVATE")),
+            _ => return Err(invalid("kind must be PUBLIC or PRIVATE")),
         };
+        if !create.members.is_empty() && kind != RoomKind::Private {
+            return Err(invalid("members are only for PRIVATE rooms (a group)"));
+        }
+        if create.members.len() > MAX_GROUP_MEMBERS {
+            return Err(invalid(format!("a group is created with at most {MAX_GROUP_MEMBERS} members")));
+        }
+        // A group (members) may go without a name.
+        if !(valid_name(&name) || name.is_empty() && !create.members.is_empty()) {
+            return Err(invalid(ROOM_NAME_RULE));
+        }
+        check_topic(&create.topic)?;
+        if identity.guest && kind != RoomKind::Public {
+            return Err(v1::Error::new(ErrorCode::Forbidden, "guests can only create public rooms"));
+        }
+        let mut members = Vec::with_capacity(create.members.len());
+        for username in &create.members {
+            if username.eq_ignore_ascii_case(&identity.name) {
+                continue;
+            }
+            let found =
+                if valid_name(username) { self.ctx.store.user_by_name(username).map_err(internal)? } else { None };
+            match found {
+                Some((user, _)) => members.push(user),
+                None if valid_name(username) && self.ctx.guests.is_held(username) => {
+                    return Err(v1::Error::new(
+                        ErrorCode::Forbidden,
+                        format!("{username:?} is a guest; guests cannot be members of a group"),
+                    ));
+                }
+                None => return Err(v1::Error::new(ErrorCode::UserNotFound, format!("no user named {username:?}"))),
+            }
+        }
         self.limit_joins()?;
-        self.write_room_op(WriteOp::CreateRoom {
-            creator: identity.user,
-            name,
-            kind,
-            topic: String::new(),
-            members: Vec::new(),
-        })
-        .await
+        self.write_room_op(WriteOp::CreateRoom { creator: identity.user, name, kind, topic: create.topic, members })
+            .await
     }
 
     pub(super) async fn join_room(&mut self, join: v1::JoinRoom) -> Result<Body, v1::Error> {
@@ -162,10 +233,13 @@ impl Session {
                 .map(|(room, _)| self.room_info(room))
                 .collect::<Result<Vec<_>, _>>()?,
             Ok(v1::RoomScope::Directory) => {
+                if list.query.len() > MAX_QUERY_BYTES {
+                    return Err(invalid(format!("query must be at most {MAX_QUERY_BYTES} bytes")));
+                }
                 let mut rooms = Vec::new();
-                for (id, record) in store.public_rooms().map_err(internal)? {
+                for (id, record) in store.search_public_rooms(&list.query).map_err(internal)? {
                     let membership = store.membership(id, me).map_err(internal)?;
-                    rooms.push(info(id, &record, membership.as_ref(), None));
+                    rooms.push(self.info(id, &record, membership.as_ref(), None)?);
                 }
                 rooms
             }
@@ -221,12 +295,36 @@ fn info(
         membership: membership as i32,
         created_at_ms: record.created_at_ms,
         peer,
+        topic: record.topic.clone(),
+        avatar_file_id: record.avatar_file_id.clone(),
+        archived: record.archived,
         ..Default::default()
     }
 }
 
 impl Session {
-    pub(super) async fn update_room(&mut self, _update: v1::UpdateRoom) -> Result<Body, v1::Error> {
-        Err(super::not_yet())
+    pub(super) async fn update_room(&mut self, update: v1::UpdateRoom) -> Result<Body, v1::Error> {
+        let identity = self.identity()?;
+        let v1::UpdateRoom { room, name, topic, avatar_file_id, archived } = update;
+        if name.is_none() && topic.is_none() && avatar_file_id.is_none() && archived.is_none() {
+            return Err(invalid("set at least one of name, topic, avatar_file_id, archived"));
+        }
+        let name = name.map(|n| n.strip_prefix('#').map(str::to_owned).unwrap_or(n));
+        if name.as_ref().is_some_and(|n| !valid_name(n)) {
+            return Err(invalid(ROOM_NAME_RULE));
+        }
+        if let Some(topic) = &topic {
+            check_topic(topic)?;
+        }
+        if avatar_file_id.as_ref().is_some_and(|id| id.len() > MAX_FILE_ID_BYTES) {
+            return Err(v1::Error::new(ErrorCode::FileNotFound, "no such file"));
+        }
+        let room = self.visible_room(room.as_ref())?;
+        if !room.joined() {
+            return Err(v1::Error::new(ErrorCode::NotAMember, "join the room to change it"));
+        }
+        self.limit_joins()?;
+        let changes = RoomChanges { name, topic, avatar_file_id, archived };
+        self.write_room_op(WriteOp::UpdateRoom { user: identity.user, room: room.id, changes }).await
     }
 }

@@ -7,7 +7,10 @@
 use redb::{ReadableTable as _, ReadableTableMetadata as _, Table, WriteTransaction};
 
 use super::{StoreError, records::*, tables::*, writer::Batch};
-use crate::ids::{RoomId, UserId};
+use crate::{
+    hub::SessionId,
+    ids::{RoomId, UserId},
+};
 
 mod files;
 mod messages;
@@ -114,12 +117,15 @@ pub enum WriteOp {
         room: RoomId,
         level: NotificationLevel,
     },
+    /// `origin`: the session that asks (the others hear of the move).
     MarkRead {
+        origin: SessionId,
         user: UserId,
         room: RoomId,
         seq: u64,
     },
     MarkDelivered {
+        origin: SessionId,
         user: UserId,
         room: RoomId,
         seq: u64,
@@ -137,6 +143,8 @@ pub enum WriteOp {
     StoreFile {
         id: String,
         record: FileRecord,
+        /// The owner's quota: refused if their files would exceed it.
+        quota_bytes: u64,
     },
 }
 
@@ -294,13 +302,15 @@ impl WriteOp {
             }
             WriteOp::UpdateRoom { user, room, changes } => state::update_room(txn, batch, user, room, changes)?,
             WriteOp::SetNotificationLevel { user, room, level } => {
-                state::set_notification_level(txn, user, room, level)?
+                state::set_notification_level(txn, batch, user, room, level)?
             }
-            WriteOp::MarkRead { user, room, seq } => state::mark_read(txn, batch, user, room, seq)?,
-            WriteOp::MarkDelivered { user, room, seq } => state::mark_delivered(txn, batch, user, room, seq)?,
+            WriteOp::MarkRead { origin, user, room, seq } => state::mark_read(txn, batch, origin, user, room, seq)?,
+            WriteOp::MarkDelivered { origin, user, room, seq } => {
+                state::mark_delivered(txn, batch, origin, user, room, seq)?
+            }
             WriteOp::SetProfile { user, changes } => state::set_profile(txn, user, changes)?,
             WriteOp::SetLastSeen { user, at_ms } => state::set_last_seen(txn, user, at_ms)?,
-            WriteOp::StoreFile { id, record } => files::store_file(txn, id, record)?,
+            WriteOp::StoreFile { id, record, quota_bytes } => files::store_file(txn, id, record, quota_bytes)?,
         })
     }
 }
@@ -374,6 +384,13 @@ pub(super) fn user_record(txn: &WriteTransaction, user: UserId) -> Result<Option
     Ok(txn.open_table(USERS)?.get(user.0)?.map(|v| v.value()))
 }
 
+impl RoomRecord {
+    /// Most members a group may be created with.
+    pub const MAX_GROUP_MEMBERS: usize = 50;
+    /// Longest room topic, in bytes.
+    pub const MAX_TOPIC_BYTES: usize = 512;
+}
+
 #[allow(clippy::too_many_arguments)]
 fn create_room(
     txn: &WriteTransaction,
@@ -382,21 +399,49 @@ fn create_room(
     name: String,
     kind: RoomKind,
     topic: String,
-    members: Vec<UserId>,
+    mut members: Vec<UserId>,
 ) -> Result<OpResult, StoreError> {
-    // TODO(state helper): topic and group members.
-    let _ = (&topic, &members);
+    members.retain(|m| *m != creator);
+    members.sort_unstable_by_key(|m| m.0);
+    members.dedup();
+    let group = !members.is_empty();
+    if group && kind != RoomKind::Private {
+        return Ok(Err(Refusal::Invalid("members are only for private rooms".into())));
+    }
+    if members.len() > RoomRecord::MAX_GROUP_MEMBERS {
+        return Ok(Err(Refusal::Invalid(format!(
+            "a group is created with at most {} members",
+            RoomRecord::MAX_GROUP_MEMBERS
+        ))));
+    }
+    if topic.len() > RoomRecord::MAX_TOPIC_BYTES {
+        return Ok(Err(Refusal::Invalid(format!("the topic must be at most {} bytes", RoomRecord::MAX_TOPIC_BYTES))));
+    }
+    if name.is_empty() && !group {
+        return Ok(Err(Refusal::Invalid("a room needs a name unless it is a group".into())));
+    }
     let key = name.to_lowercase();
     let mut names = txn.open_table(ROOM_NAMES)?;
-    if names.get(key.as_str())?.is_some() {
+    if !key.is_empty() && names.get(key.as_str())?.is_some() {
         return Ok(Err(Refusal::NameTaken(name)));
     }
     let is_guest = user_record(txn, creator)?.map(|u| u.is_guest()).unwrap_or(true);
     if is_guest && kind != RoomKind::Public {
         return Ok(Err(Refusal::Forbidden("guests can only create public rooms")));
     }
+    for member in &members {
+        match user_record(txn, *member)? {
+            None => return Ok(Err(Refusal::UserNotFound)),
+            Some(record) if record.is_guest() => {
+                return Ok(Err(Refusal::Forbidden("guests cannot be members of a group")));
+            }
+            Some(_) => {}
+        }
+    }
     let room = RoomId(next_id(txn, meta::NEXT_ROOM_ID)?);
-    names.insert(key.as_str(), room.0)?;
+    if !key.is_empty() {
+        names.insert(key.as_str(), room.0)?;
+    }
     drop(names);
     let mut rooms = txn.open_table(ROOMS)?;
     rooms.insert(
@@ -410,12 +455,17 @@ fn create_room(
             creator: creator.0,
             joined_count: 0,
             peer: 0,
+            topic,
+            group,
             ..Default::default()
         },
     )?;
     drop(rooms);
     batch.append(txn, room, creator, EventKind::RoomCreated(RoomCreated { name: key, kind: kind as i32 }))?;
     set_membership(txn, batch, room, creator, MembershipState::Joined, Role::Owner)?;
+    for member in members {
+        set_membership(txn, batch, room, member, MembershipState::Joined, Role::Member)?;
+    }
     Ok(Ok(OpOutput::Room { room }))
 }
 
@@ -439,6 +489,9 @@ pub(super) fn set_membership(
         user,
         MembershipRecord { state: state as i32, role: role as i32, since_seq: seq, ..Default::default() },
     )?;
+    // A newcomer's backlog is not unread: their marker starts at their join.
+    txn.open_table(READ_STATES)?
+        .insert((room.0, user.0), ReadStateRecord { read_seq: seq, delivered_seq: seq, updated_at_ms: batch.now_ms })?;
     adjust_joined(txn, room, 1)
 }
 
@@ -491,6 +544,9 @@ fn join(txn: &WriteTransaction, batch: &mut Batch, user: UserId, room: RoomId) -
         return Ok(Ok(OpOutput::Room { room }));
     }
     let invited = current.is_some();
+    if record.archived && (record.kind() == RoomKind::Public || invited) {
+        return Ok(Err(Refusal::RoomArchived));
+    }
     match record.kind() {
         RoomKind::Public => {}
         RoomKind::Private if invited => {}
@@ -510,6 +566,7 @@ fn leave(txn: &WriteTransaction, batch: &mut Batch, user: UserId, room: RoomId) 
     batch.append(txn, room, user, EventKind::MemberLeft(Empty {}))?;
     txn.open_table(MEMBERSHIPS)?.remove((room.0, user.0))?;
     txn.open_table(USER_ROOMS)?.remove((user.0, room.0))?;
+    txn.open_table(READ_STATES)?.remove((room.0, user.0))?;
     if current.is_joined() {
         adjust_joined(txn, room, -1)?;
     }
@@ -533,6 +590,9 @@ fn invite(
     }
     if record.kind() == RoomKind::Direct {
         return Ok(Err(Refusal::Forbidden("direct conversations have exactly two members")));
+    }
+    if record.archived {
+        return Ok(Err(Refusal::RoomArchived));
     }
     let Some(invitee_record) = user_record(txn, invitee)? else {
         return Ok(Err(Refusal::UserNotFound));

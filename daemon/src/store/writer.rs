@@ -30,11 +30,25 @@ const QUEUE_DEPTH: usize = 8192;
 
 /// Who caused or is named by an event, resolved inside the transaction so
 /// fan-out needs no lookups.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserSummary {
     pub id: UserId,
     pub name: String,
     pub guest: bool,
+    pub display_name: String,
+    pub avatar_file_id: String,
+}
+
+impl UserSummary {
+    pub fn of(id: UserId, record: &UserRecord) -> Self {
+        Self {
+            id,
+            name: record.name.clone(),
+            guest: record.is_guest(),
+            display_name: record.display_name.clone(),
+            avatar_file_id: record.avatar_file_id.clone(),
+        }
+    }
 }
 
 /// An event appended (and, once published, committed) to a room's log.
@@ -45,15 +59,48 @@ pub struct AppendedEvent {
     pub seq: u64,
     pub record: EventRecord,
     pub sender: UserSummary,
-    pub invitee: Option<UserSummary>,
+    /// Whatever else the event names, for its conversion to the wire.
+    pub named: Named,
+}
+
+/// What an appended event names besides its sender, resolved inside the
+/// transaction: the invitee, mentioned users and attachment owners; the
+/// attachments; the message a reply answers.
+#[derive(Clone, Debug, Default)]
+pub struct Named {
+    pub users: Vec<UserSummary>,
+    pub files: Vec<(String, FileRecord)>,
+    pub reply_to: Option<ReplyTarget>,
+}
+
+/// The message a reply answers, as it is when the reply is appended.
+#[derive(Clone, Debug)]
+pub struct ReplyTarget {
+    pub sender: UserSummary,
+    pub text: String,
+    pub deleted: bool,
 }
 
 /// A change to per-user state that is not a log event but is pushed once
 /// its batch is durable (read markers, receipts).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Notice {
-    /// `user`'s read marker or delivered receipt in `room` moved.
-    ReadStateMoved { user: UserId, room: RoomId, read_moved: bool, record: ReadStateRecord },
+    /// MarkRead (`read_moved`) or MarkDelivered moved `user`'s position in
+    /// `room`. `origin` is the session that asked: it gets the reply, the
+    /// user's other sessions the push. `shared`: the user shares receipts.
+    /// `unread` and `mentions` follow the new read marker.
+    PositionMoved {
+        origin: crate::hub::SessionId,
+        user: UserId,
+        room: RoomId,
+        read_moved: bool,
+        record: ReadStateRecord,
+        shared: bool,
+        unread: u32,
+        mentions: u32,
+    },
+    /// `user` chose how much to hear about `room`.
+    NotificationLevelSet { user: UserId, room: RoomId, level: NotificationLevel },
 }
 
 /// The state of one batch while its operations run.
@@ -87,20 +134,55 @@ impl Batch {
         let (seq, epoch, messages_through) = (record.head_seq, record.epoch, record.message_count);
         rooms.insert(room.0, record)?;
         drop(rooms);
-        let invitee = match &kind {
-            EventKind::MemberInvited(invited) => Some(summary(txn, UserId(invited.invitee))?),
-            _ => None,
-        };
+        let named = named(txn, room, &kind)?;
         let record = EventRecord { time_ms: self.now_ms, sender: sender.0, messages_through, kind: Some(kind) };
         txn.open_table(EVENTS)?.insert((room.0, seq), &record)?;
-        self.events.push(AppendedEvent { room, epoch, seq, record, sender: summary(txn, sender)?, invitee });
+        self.events.push(AppendedEvent { room, epoch, seq, record, sender: summary(txn, sender)?, named });
         Ok(seq)
     }
 }
 
 fn summary(txn: &WriteTransaction, user: UserId) -> Result<UserSummary, StoreError> {
     let record = txn.open_table(USERS)?.get(user.0)?.map(|v| v.value()).unwrap_or_default();
-    Ok(UserSummary { id: user, guest: record.is_guest(), name: record.name })
+    Ok(UserSummary::of(user, &record))
+}
+
+/// What an event of `kind` names, read before it is appended.
+fn named(txn: &WriteTransaction, room: RoomId, kind: &EventKind) -> Result<Named, StoreError> {
+    let mut named = Named::default();
+    let mut users = Vec::new();
+    match kind {
+        EventKind::MemberInvited(invited) => users.push(invited.invitee),
+        EventKind::MessageEdited(edited) => users.extend(&edited.mentions),
+        EventKind::Message(body) => {
+            users.extend(&body.mentions);
+            let files = txn.open_table(FILES)?;
+            for id in &body.attachment_ids {
+                if let Some(file) = files.get(id.as_str())?.map(|v| v.value()) {
+                    users.push(file.owner);
+                    named.files.push((id.clone(), file));
+                }
+            }
+            drop(files);
+            if body.reply_to_seq != 0 {
+                let target = txn.open_table(EVENTS)?.get((room.0, body.reply_to_seq))?.map(|v| v.value());
+                if let Some(EventRecord { sender, kind: Some(EventKind::Message(target)), .. }) = target {
+                    named.reply_to = Some(ReplyTarget {
+                        sender: summary(txn, UserId(sender))?,
+                        deleted: target.deleted_at_ms != 0,
+                        text: target.text,
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
+    for user in users {
+        if !named.users.iter().any(|u| u.id.0 == user) {
+            named.users.push(summary(txn, UserId(user))?);
+        }
+    }
+    Ok(named)
 }
 
 struct Job {

@@ -1,14 +1,19 @@
-//! The HTTP listener: `GET /healthz`, and the WebSocket endpoint `/ws`,
-//! where the subprotocol picks the encoding.
+//! The HTTP listener: `GET /healthz`, the WebSocket endpoint `/ws` (where
+//! the subprotocol picks the encoding), and files: `POST /files` uploads,
+//! `GET /files/{id}` and `GET /files/{id}/thumbnail` download.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{io, net::SocketAddr, sync::Arc};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use confab_protocol::{Encoding, v1};
-use futures_util::StreamExt as _;
-use http::{Request, Response, StatusCode, header};
-use http_body_util::Full;
-use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt as _, Full, StreamBody, combinators::UnsyncBoxBody};
+use hyper::{
+    body::{Frame, Incoming},
+    server::conn::http1,
+    service::service_fn,
+};
 use hyper_util::rt::TokioIo;
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_tungstenite::{
@@ -20,9 +25,13 @@ use tokio_tungstenite::{
 };
 
 use super::{FrameReader, FrameWriter};
-use crate::{context::Context, session};
+use crate::{context::Context, files, session};
 
-type Body = Full<Bytes>;
+/// Response bodies: small ones whole, downloads streamed from disk.
+type Body = UnsyncBoxBody<Bytes, io::Error>;
+
+/// Bytes a download reads from disk at a time.
+const DOWNLOAD_CHUNK: usize = 64 * 1024;
 
 /// Accepts HTTP connections until shutdown.
 pub async fn serve(ctx: Arc<Context>, listener: TcpListener, sessions: Arc<Semaphore>) {
@@ -49,7 +58,7 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener, sessions: Arc<Semap
                 let ctx = ctx2.clone();
                 service_fn(move |request| {
                     let response = route(ctx.clone(), peer, sessions.clone(), request);
-                    async move { Ok::<_, std::convert::Infallible>(response) }
+                    async move { Ok::<_, std::convert::Infallible>(response.await) }
                 })
             };
             let connection = http1::Builder::new()
@@ -70,21 +79,215 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener, sessions: Arc<Semap
     }
 }
 
+fn whole(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
 fn text(status: StatusCode, body: &str) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Full::new(Bytes::from(body.to_owned())))
+        .body(whole(body.to_owned()))
         .expect("static response")
 }
 
-fn route(ctx: Arc<Context>, peer: SocketAddr, sessions: Arc<Semaphore>, request: Request<Incoming>) -> Response<Body> {
-    match (request.method().as_str(), request.uri().path()) {
+async fn route(
+    ctx: Arc<Context>,
+    peer: SocketAddr,
+    sessions: Arc<Semaphore>,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    let method = request.method().as_str();
+    match (method, path.as_str()) {
         ("GET", "/healthz") => text(StatusCode::OK, "ok\n"),
         ("GET", "/ws") => upgrade(ctx, peer, sessions, request),
         (_, "/healthz" | "/ws") => text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
-        _ => text(StatusCode::NOT_FOUND, "not found; the WebSocket endpoint is /ws\n"),
+        ("POST", "/files") => upload(&ctx, request).await,
+        (_, "/files") => method_not_allowed("POST"),
+        (_, path) if path.starts_with("/files/") => {
+            let rest = &path["/files/".len()..];
+            let (id, thumbnail) = match rest.split_once('/') {
+                None => (rest, false),
+                Some((id, "thumbnail")) => (id, true),
+                Some(_) => return error(&not_a_file()),
+            };
+            if method != "GET" {
+                return method_not_allowed("GET");
+            }
+            download(&ctx, &request, id, thumbnail).await
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found; the WebSocket endpoint is /ws, files are under /files\n"),
     }
+}
+
+fn not_a_file() -> v1::Error {
+    v1::Error::new(v1::ErrorCode::FileNotFound, "files are at /files/{id} and /files/{id}/thumbnail")
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = error(&v1::Error::new(v1::ErrorCode::InvalidArgument, format!("use {allow} here")));
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// The HTTP status of an error code.
+fn status(code: v1::ErrorCode) -> StatusCode {
+    use v1::ErrorCode as C;
+    match code {
+        C::TokenInvalid | C::TokenExpired => StatusCode::UNAUTHORIZED,
+        C::Forbidden | C::AccountDisabled => StatusCode::FORBIDDEN,
+        C::FileNotFound => StatusCode::NOT_FOUND,
+        C::FileTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        C::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        C::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
+        C::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        C::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// An error as JSON: `{"code":"FILE_TOO_LARGE","message":"..."}`.
+fn error(error: &v1::Error) -> Response<Body> {
+    let code = v1::ErrorCode::try_from(error.code).unwrap_or(v1::ErrorCode::Unspecified);
+    let body = serde_json::json!({ "code": code.as_str_name(), "message": error.message });
+    let mut response = Response::builder()
+        .status(status(code))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(whole(body.to_string()))
+        .expect("static response");
+    let headers = response.headers_mut();
+    if code == v1::ErrorCode::RateLimited {
+        let seconds = error.retry_after_ms.div_ceil(1000).max(1);
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if matches!(code, v1::ErrorCode::TokenInvalid | v1::ErrorCode::TokenExpired) {
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+/// The access token of `Authorization: Bearer <token>`.
+fn bearer_token<B>(request: &Request<B>) -> Option<&str> {
+    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+/// `POST /files?name=...`: the body is the file.
+async fn upload(ctx: &Context, request: Request<Incoming>) -> Response<Body> {
+    let name = match query_name(request.uri().query()) {
+        Ok(name) => name,
+        Err(message) => return error(&v1::Error::new(v1::ErrorCode::InvalidArgument, message)),
+    };
+    let declared = match request.headers().get(header::CONTENT_LENGTH) {
+        None => None,
+        Some(value) => match value.to_str().ok().and_then(|v| v.parse::<u64>().ok()) {
+            Some(length) => Some(length),
+            None => return error(&v1::Error::new(v1::ErrorCode::InvalidArgument, "Content-Length is not a number")),
+        },
+    };
+    // Everything that can be refused before reading is: a body over the
+    // limit is refused from its Content-Length, unread.
+    let admitted = match files::admit(ctx, bearer_token(&request), &name, declared) {
+        Ok(admitted) => admitted,
+        Err(e) => return error(&e),
+    };
+    let body = request.into_body().into_data_stream().map_err(io::Error::other);
+    match files::receive(ctx, admitted, body).await {
+        Ok(info) => Response::builder()
+            .status(StatusCode::CREATED)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(whole(serde_json::to_vec(&info).expect("FileInfo serializes")))
+            .expect("static response"),
+        Err(e) => error(&e),
+    }
+}
+
+/// The `name` query parameter, percent-decoded.
+fn query_name(query: Option<&str>) -> Result<String, String> {
+    let Some(raw) = query.unwrap_or("").split('&').find_map(|pair| pair.strip_prefix("name=")) else {
+        return Err("name the file: POST /files?name=<percent-encoded name>".into());
+    };
+    percent_decode(raw).ok_or_else(|| "the name is not percent-encoded UTF-8".into())
+}
+
+fn percent_decode(raw: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut input = raw.bytes();
+    while let Some(byte) = input.next() {
+        match byte {
+            b'%' => {
+                let high = (input.next()? as char).to_digit(16)?;
+                let low = (input.next()? as char).to_digit(16)?;
+                bytes.push((high * 16 + low) as u8);
+            }
+            b'+' => bytes.push(b' '),
+            other => bytes.push(other),
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// `filename*` of Content-Disposition (RFC 6266, RFC 8187): UTF-8,
+/// percent-encoding all but the attr-chars.
+fn disposition(inline: bool, name: &str) -> String {
+    let mut value = String::from(if inline { "inline; filename*=UTF-8''" } else { "attachment; filename*=UTF-8''" });
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
+            value.push(byte as char);
+        } else {
+            value.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    value
+}
+
+/// `GET /files/{id}` and `/files/{id}/thumbnail`, streamed from disk.
+async fn download(ctx: &Context, request: &Request<Incoming>, id: &str, thumbnail: bool) -> Response<Body> {
+    let Some(token) = bearer_token(request) else {
+        return error(&v1::Error::new(
+            v1::ErrorCode::TokenInvalid,
+            "a download needs an access token (Authorization: Bearer <token>)",
+        ));
+    };
+    let opened = match crate::session::verify_bearer(ctx, token) {
+        Ok(bearer) => files::open(ctx, &bearer, id, thumbnail).await,
+        Err(e) => Err(e),
+    };
+    let download = match opened {
+        Ok(download) => download,
+        Err(e) => return error(&e),
+    };
+    let disposition = disposition(download.inline(), &download.name);
+    let content_type = download.content_type.clone();
+    let size = download.size;
+    let chunks = futures_util::stream::unfold((download.file, size), |(mut file, remaining)| async move {
+        use tokio::io::AsyncReadExt as _;
+        if remaining == 0 {
+            return None;
+        }
+        let mut buffer = BytesMut::with_capacity(DOWNLOAD_CHUNK.min(remaining as usize));
+        match file.read_buf(&mut buffer).await {
+            Ok(0) => {
+                let short = io::Error::new(io::ErrorKind::UnexpectedEof, "the stored file is shorter than recorded");
+                Some((Err(short), (file, 0)))
+            }
+            Ok(read) => Some((Ok(Frame::data(buffer.freeze())), (file, remaining - read as u64))),
+            Err(e) => Some((Err(e), (file, 0))),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_LENGTH, size)
+        .header(header::CONTENT_DISPOSITION, disposition)
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::CONTENT_SECURITY_POLICY, "sandbox")
+        .header(header::CACHE_CONTROL, "private, max-age=31536000, immutable")
+        .body(StreamBody::new(chunks).boxed_unsync())
+        .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "a stored file has an unusable content type\n"))
 }
 
 /// The encoding chosen from the client's offered subprotocols, in its order.
@@ -157,6 +360,6 @@ fn upgrade(
         .header(header::CONNECTION, "Upgrade")
         .header(header::SEC_WEBSOCKET_ACCEPT, accept)
         .header(header::SEC_WEBSOCKET_PROTOCOL, encoding.ws_subprotocol())
-        .body(Full::new(Bytes::new()))
+        .body(whole(Bytes::new()))
         .expect("static response")
 }

@@ -1,6 +1,9 @@
 //! Message operations: send (with replies, threads, mentions, attachments
-//! and locations), edit, delete and react.
+//! and locations), edit, delete and react. Each keeps the message in its
+//! current state at its (room, seq) and appends the event that says what
+//! changed.
 
+use confab_protocol::markup;
 use redb::{ReadableTable as _, WriteTransaction};
 use sha2::{Digest, Sha256};
 
@@ -9,6 +12,11 @@ use crate::{
     ids::{RoomId, UserId},
     store::{StoreError, records::*, tables::*, writer::Batch},
 };
+
+/// Rooms with more joined members than this refuse `@room`.
+pub const MAX_ROOM_MENTION_MEMBERS: u32 = 1000;
+/// Most distinct emojis on one message.
+pub const MAX_REACTION_EMOJIS: usize = 20;
 
 /// What a SendMessage asks to append, checked for shape by the session.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -19,6 +27,9 @@ pub struct MessageContent {
     /// The names the text mentions with `@name` (lowercase, deduplicated);
     /// the operation keeps those that are members of the room.
     pub mention_names: Vec<String>,
+    /// Connected guests holding some of those names (guests have no entry
+    /// in USER_NAMES; the session knows them).
+    pub mention_guests: Vec<UserId>,
     pub mentions_room: bool,
     pub attachment_ids: Vec<String>,
     pub location: Option<LocationRecord>,
@@ -29,6 +40,198 @@ impl MessageContent {
     pub fn text(text: impl Into<String>) -> Self {
         Self { text: text.into(), ..Default::default() }
     }
+
+    /// What a retry must repeat: the SHA-256 of the text alone for a plain
+    /// text message (as stored before replies existed), else of the text
+    /// and every other part of the content, length-prefixed.
+    fn digest(&self) -> Vec<u8> {
+        let plain = self.reply_to_seq == 0
+            && self.thread_root_seq == 0
+            && self.attachment_ids.is_empty()
+            && self.location.is_none();
+        if plain {
+            return Sha256::digest(self.text.as_bytes()).to_vec();
+        }
+        let mut hash = Sha256::new();
+        hash.update(b"confab message content v1\0");
+        let mut bytes = |b: &[u8]| {
+            hash.update((b.len() as u64).to_be_bytes());
+            hash.update(b);
+        };
+        bytes(self.text.as_bytes());
+        bytes(&self.reply_to_seq.to_be_bytes());
+        bytes(&self.thread_root_seq.to_be_bytes());
+        for id in &self.attachment_ids {
+            bytes(id.as_bytes());
+        }
+        if let Some(location) = &self.location {
+            bytes(&location.latitude.to_bits().to_be_bytes());
+            bytes(&location.longitude.to_bits().to_be_bytes());
+            bytes(location.label.as_bytes());
+        }
+        hash.finalize().to_vec()
+    }
+}
+
+/// A joined member acting in a room that is not archived.
+struct Actor {
+    room: RoomRecord,
+    role: Role,
+}
+
+/// Checks that `user` may append to `room`.
+fn actor(txn: &WriteTransaction, room: RoomId, user: UserId) -> Result<Result<Actor, Refusal>, StoreError> {
+    let Some(record) = room_record(txn, room)? else {
+        return Ok(Err(Refusal::RoomNotFound));
+    };
+    let current = membership(&txn.open_table(MEMBERSHIPS)?, room, user)?;
+    let Some(current) = current.as_ref().filter(|m| m.is_joined()) else {
+        return Ok(Err(outsider(&record, current.as_ref())));
+    };
+    if record.archived {
+        return Ok(Err(Refusal::RoomArchived));
+    }
+    Ok(Ok(Actor { role: current.role(), room: record }))
+}
+
+/// The message at `seq` (sender and body) unless it is missing or deleted.
+fn live_message(txn: &WriteTransaction, room: RoomId, seq: u64) -> Result<Option<(u64, MessageBody)>, StoreError> {
+    let record = txn.open_table(EVENTS)?.get((room.0, seq))?.map(|v| v.value());
+    Ok(match record {
+        Some(EventRecord { sender, kind: Some(EventKind::Message(body)), .. }) if body.deleted_at_ms == 0 => {
+            Some((sender, body))
+        }
+        _ => None,
+    })
+}
+
+/// Replaces the body of the message at `seq` (which exists).
+fn store_body(txn: &WriteTransaction, room: RoomId, seq: u64, body: MessageBody) -> Result<(), StoreError> {
+    let mut events = txn.open_table(EVENTS)?;
+    let record = events.get((room.0, seq))?.map(|v| v.value());
+    if let Some(mut record) = record {
+        record.kind = Some(EventKind::Message(body));
+        events.insert((room.0, seq), record)?;
+    }
+    Ok(())
+}
+
+/// Whether `actor` may mention `@room`, or why not.
+fn room_mention_refusal(actor: &Actor) -> Option<Refusal> {
+    let open_room = actor.room.kind() != RoomKind::Direct && !actor.room.group;
+    if open_room && actor.role < Role::Moderator {
+        return Some(Refusal::Forbidden("only moderators and above may mention @room"));
+    }
+    if actor.room.joined_count > MAX_ROOM_MENTION_MEMBERS {
+        return Some(Refusal::Forbidden("@room is not allowed in rooms of more than 1000 members"));
+    }
+    None
+}
+
+/// The joined members of `room` that `names` (registered users) and
+/// `guests` designate, in that order, without repeats.
+fn resolve_mentions(
+    txn: &WriteTransaction,
+    room: RoomId,
+    names: &[String],
+    guests: &[UserId],
+) -> Result<Vec<u64>, StoreError> {
+    let user_names = txn.open_table(USER_NAMES)?;
+    let memberships = txn.open_table(MEMBERSHIPS)?;
+    let mut found: Vec<u64> = Vec::new();
+    let candidates = names
+        .iter()
+        .map(|name| Ok(user_names.get(name.as_str())?.map(|v| v.value())))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    for user in candidates.into_iter().flatten().chain(guests.iter().map(|g| g.0)) {
+        if !found.contains(&user) && membership(&memberships, room, UserId(user))?.is_some_and(|m| m.is_joined()) {
+            found.push(user);
+        }
+    }
+    Ok(found)
+}
+
+/// Guests joined to a public room of at most [`MAX_ROOM_MENTION_MEMBERS`]
+/// members whose name is among `names`. (An edit carries no guest hints:
+/// the writer cannot ask the session which guest holds a name.)
+fn guests_named(
+    txn: &WriteTransaction,
+    room: RoomId,
+    record: &RoomRecord,
+    names: &[String],
+) -> Result<Vec<UserId>, StoreError> {
+    if names.is_empty() || record.kind() != RoomKind::Public || record.joined_count > MAX_ROOM_MENTION_MEMBERS {
+        return Ok(Vec::new());
+    }
+    let memberships = txn.open_table(MEMBERSHIPS)?;
+    let users = txn.open_table(USERS)?;
+    let mut found = Vec::new();
+    for entry in memberships.range((room.0, 0)..=(room.0, u64::MAX))? {
+        let (key, member) = entry?;
+        let user = key.value().1;
+        if !member.value().is_joined() {
+            continue;
+        }
+        if let Some(record) = users.get(user)?.map(|v| v.value())
+            && record.is_guest()
+            && names.contains(&record.name)
+        {
+            found.push(UserId(user));
+        }
+    }
+    Ok(found)
+}
+
+/// Writes the mention rows of the message at `seq`: one per mentioned
+/// member, or per joined member for `@room`, never the sender's own.
+fn write_mentions(
+    txn: &WriteTransaction,
+    room: RoomId,
+    seq: u64,
+    sender: UserId,
+    mentions: &[u64],
+    mentions_room: bool,
+) -> Result<(), StoreError> {
+    let mut rows = txn.open_table(MENTIONS)?;
+    if mentions_room {
+        let memberships = txn.open_table(MEMBERSHIPS)?;
+        for entry in memberships.range((room.0, 0)..=(room.0, u64::MAX))? {
+            let (key, member) = entry?;
+            let user = key.value().1;
+            if user != sender.0 && member.value().is_joined() {
+                rows.insert((user, room.0, seq), ())?;
+            }
+        }
+    }
+    for &user in mentions {
+        if user != sender.0 {
+            rows.insert((user, room.0, seq), ())?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the mention rows of the message at `seq` for `mentions`, or for
+/// every joined member after an `@room`.
+fn remove_mentions(
+    txn: &WriteTransaction,
+    room: RoomId,
+    seq: u64,
+    mentions: &[u64],
+    mentions_room: bool,
+) -> Result<(), StoreError> {
+    let mut rows = txn.open_table(MENTIONS)?;
+    if mentions_room {
+        let memberships = txn.open_table(MEMBERSHIPS)?;
+        for entry in memberships.range((room.0, 0)..=(room.0, u64::MAX))? {
+            let member = entry?.0.value().1;
+            rows.remove((member, room.0, seq))?;
+        }
+    }
+    for &member in mentions {
+        rows.remove((member, room.0, seq))?;
+    }
+    Ok(())
 }
 
 pub(super) fn send(
@@ -39,59 +242,229 @@ pub(super) fn send(
     txn_id: String,
     content: MessageContent,
 ) -> Result<OpResult, StoreError> {
-    let text = content.text;
-    let digest = Sha256::digest(text.as_bytes()).to_vec();
-    let mut txns = txn.open_table(TXNS)?;
-    if let Some(claimed) = txns.get((user.0, txn_id.as_str()))?.map(|v| v.value()) {
+    let digest = content.digest();
+    let claimed = txn.open_table(TXNS)?.get((user.0, txn_id.as_str()))?.map(|v| v.value());
+    if let Some(claimed) = claimed {
         if claimed.room_id != room.0 || claimed.text_digest != digest {
             return Ok(Err(Refusal::TxnConflict));
         }
         let epoch = room_record(txn, room)?.map(|r| r.epoch).unwrap_or(1);
         return Ok(Ok(OpOutput::Sent { room, epoch, seq: claimed.seq, time_ms: claimed.time_ms, duplicate: true }));
     }
-    let Some(record) = room_record(txn, room)? else {
-        return Ok(Err(Refusal::RoomNotFound));
+    let actor = match actor(txn, room, user)? {
+        Ok(actor) => actor,
+        Err(refusal) => return Ok(Err(refusal)),
     };
-    let current = membership(&txn.open_table(MEMBERSHIPS)?, room, user)?;
-    if !current.as_ref().is_some_and(|m| m.is_joined()) {
-        return Ok(Err(outsider(&record, current.as_ref())));
+    if content.reply_to_seq != 0 && live_message(txn, room, content.reply_to_seq)?.is_none() {
+        return Ok(Err(Refusal::MessageNotFound("the message replied to does not exist in this room")));
     }
-    let kind = EventKind::Message(MessageBody { text, client_txn_id: txn_id.clone(), ..Default::default() });
-    let seq = batch.append(txn, room, user, kind)?;
-    let time_ms = batch.now_ms;
-    txns.insert((user.0, txn_id.as_str()), TxnRecord { room_id: room.0, seq, time_ms, text_digest: digest })?;
-    Ok(Ok(OpOutput::Sent { room, epoch: record.epoch, seq, time_ms, duplicate: false }))
+    let mut root = None;
+    if content.thread_root_seq != 0 {
+        let Some((_, body)) = live_message(txn, room, content.thread_root_seq)? else {
+            return Ok(Err(Refusal::MessageNotFound("the thread root does not exist in this room")));
+        };
+        if body.thread_root_seq != 0 {
+            return Ok(Err(Refusal::Invalid("threads do not nest: the root is itself in a thread".into())));
+        }
+        root = Some(body);
+    }
+    {
+        let files = txn.open_table(FILES)?;
+        for id in &content.attachment_ids {
+            let file = files.get(id.as_str())?.map(|v| v.value());
+            if !file.is_some_and(|f| f.owner == user.0 && f.thumbnail_of.is_empty()) {
+                return Ok(Err(Refusal::FileNotFound(format!("no file {id:?} of yours to attach"))));
+            }
+        }
+    }
+    if content.mentions_room
+        && let Some(refusal) = room_mention_refusal(&actor)
+    {
+        return Ok(Err(refusal));
+    }
+    let mentions = resolve_mentions(txn, room, &content.mention_names, &content.mention_guests)?;
+
+    let now = batch.now_ms;
+    let body = MessageBody {
+        text: content.text,
+        client_txn_id: txn_id.clone(),
+        reply_to_seq: content.reply_to_seq,
+        thread_root_seq: content.thread_root_seq,
+        mentions: mentions.clone(),
+        mentions_room: content.mentions_room,
+        attachment_ids: content.attachment_ids,
+        location: content.location,
+        ..Default::default()
+    };
+    let attachments = body.attachment_ids.clone();
+    let seq = batch.append(txn, room, user, EventKind::Message(body))?;
+    write_mentions(txn, room, seq, user, &mentions, content.mentions_room)?;
+    if let Some(mut root) = root {
+        txn.open_table(THREAD_MESSAGES)?.insert((room.0, content.thread_root_seq, seq), ())?;
+        let thread = root.thread.get_or_insert_with(Default::default);
+        thread.reply_count = thread.reply_count.saturating_add(1);
+        thread.last_reply_seq = seq;
+        thread.last_reply_at_ms = now;
+        if !thread.participants.contains(&user.0) {
+            thread.participants.push(user.0);
+        }
+        store_body(txn, room, content.thread_root_seq, root)?;
+    }
+    {
+        let mut file_rooms = txn.open_table(FILE_ROOMS)?;
+        for id in &attachments {
+            file_rooms.insert((id.as_str(), room.0), ())?;
+        }
+    }
+    txn.open_table(TXNS)?
+        .insert((user.0, txn_id.as_str()), TxnRecord { room_id: room.0, seq, time_ms: now, text_digest: digest })?;
+    // Sending implies having read the room up to one's own message. Nothing
+    // is pushed for it: every client of the user applies the same rule when
+    // the message event arrives (READ-3).
+    let mut read_states = txn.open_table(READ_STATES)?;
+    let old = read_states.get((room.0, user.0))?.map(|v| v.value()).unwrap_or_default();
+    let record = ReadStateRecord { read_seq: seq, delivered_seq: old.delivered_seq.max(seq), updated_at_ms: now };
+    read_states.insert((room.0, user.0), &record)?;
+    Ok(Ok(OpOutput::Sent { room, epoch: actor.room.epoch, seq, time_ms: now, duplicate: false }))
 }
 
 pub(super) fn edit(
-    _txn: &WriteTransaction,
-    _batch: &mut Batch,
-    _user: UserId,
-    _room: RoomId,
-    _seq: u64,
-    _text: String,
+    txn: &WriteTransaction,
+    batch: &mut Batch,
+    user: UserId,
+    room: RoomId,
+    seq: u64,
+    text: String,
 ) -> Result<OpResult, StoreError> {
-    Ok(Err(Refusal::Invalid("not implemented yet".into())))
+    let actor = match actor(txn, room, user)? {
+        Ok(actor) => actor,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let Some((author, mut body)) = live_message(txn, room, seq)? else {
+        return Ok(Err(Refusal::MessageNotFound("no such message in this room")));
+    };
+    if author != user.0 {
+        return Ok(Err(Refusal::Forbidden("only the author can edit a message")));
+    }
+    if text.trim().is_empty() && body.attachment_ids.is_empty() && body.location.is_none() {
+        return Ok(Err(Refusal::Invalid("text must not be empty".into())));
+    }
+    let parsed = markup::mentions(&text);
+    if parsed.room
+        && let Some(refusal) = room_mention_refusal(&actor)
+    {
+        return Ok(Err(refusal));
+    }
+    let guests = guests_named(txn, room, &actor.room, &parsed.names)?;
+    let mentions = resolve_mentions(txn, room, &parsed.names, &guests)?;
+    let edited =
+        MessageEdited { target_seq: seq, text: text.clone(), mentions: mentions.clone(), mentions_room: parsed.room };
+    let edit_seq = batch.append(txn, room, user, EventKind::MessageEdited(edited))?;
+    // The rows follow the text: those it no longer mentions lose theirs.
+    remove_mentions(txn, room, seq, &body.mentions, body.mentions_room)?;
+    write_mentions(txn, room, seq, user, &mentions, parsed.room)?;
+    body.text = text;
+    body.mentions = mentions;
+    body.mentions_room = parsed.room;
+    body.edited_at_ms = batch.now_ms;
+    body.edit_seqs.push(edit_seq);
+    store_body(txn, room, seq, body)?;
+    Ok(Ok(OpOutput::Sent { room, epoch: actor.room.epoch, seq: edit_seq, time_ms: batch.now_ms, duplicate: false }))
 }
 
 pub(super) fn delete(
-    _txn: &WriteTransaction,
-    _batch: &mut Batch,
-    _user: UserId,
-    _room: RoomId,
-    _seq: u64,
+    txn: &WriteTransaction,
+    batch: &mut Batch,
+    user: UserId,
+    room: RoomId,
+    seq: u64,
 ) -> Result<OpResult, StoreError> {
-    Ok(Err(Refusal::Invalid("not implemented yet".into())))
+    let actor = match actor(txn, room, user)? {
+        Ok(actor) => actor,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let Some((author, mut body)) = live_message(txn, room, seq)? else {
+        return Ok(Err(Refusal::MessageNotFound("no such message in this room")));
+    };
+    if author != user.0 && actor.role < Role::Moderator {
+        return Ok(Err(Refusal::Forbidden("only the author or a moderator can delete a message")));
+    }
+    let deleted_seq = batch.append(txn, room, user, EventKind::MessageDeleted(Target { target_seq: seq }))?;
+    // Whoever the message mentions loses the mention row (earlier edits'
+    // mentions included, for good measure).
+    let mut mentioned = std::mem::take(&mut body.mentions);
+    let mut mentioned_room = body.mentions_room;
+    {
+        let mut events = txn.open_table(EVENTS)?;
+        for &edit_seq in &body.edit_seqs {
+            let record = events.get((room.0, edit_seq))?.map(|v| v.value());
+            if let Some(mut record) = record
+                && let Some(EventKind::MessageEdited(edited)) = &mut record.kind
+            {
+                mentioned.append(&mut edited.mentions);
+                mentioned_room |= edited.mentions_room;
+                edited.text.clear();
+                edited.mentions_room = false;
+                events.insert((room.0, edit_seq), record)?;
+            }
+        }
+    }
+    remove_mentions(txn, room, seq, &mentioned, mentioned_room)?;
+    body.text.clear();
+    body.mentions_room = false;
+    body.attachment_ids.clear();
+    body.location = None;
+    body.reply_to_seq = 0;
+    body.reactions.clear();
+    body.deleted_at_ms = batch.now_ms;
+    body.deleted_by = user.0;
+    store_body(txn, room, seq, body)?;
+    Ok(Ok(OpOutput::Sent { room, epoch: actor.room.epoch, seq: deleted_seq, time_ms: batch.now_ms, duplicate: false }))
 }
 
 pub(super) fn react(
-    _txn: &WriteTransaction,
-    _batch: &mut Batch,
-    _user: UserId,
-    _room: RoomId,
-    _seq: u64,
-    _emoji: String,
-    _remove: bool,
+    txn: &WriteTransaction,
+    batch: &mut Batch,
+    user: UserId,
+    room: RoomId,
+    seq: u64,
+    emoji: String,
+    remove: bool,
 ) -> Result<OpResult, StoreError> {
-    Ok(Err(Refusal::Invalid("not implemented yet".into())))
+    let actor = match actor(txn, room, user)? {
+        Ok(actor) => actor,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let Some((_, mut body)) = live_message(txn, room, seq)? else {
+        return Ok(Err(Refusal::MessageNotFound("no such message in this room")));
+    };
+    let epoch = actor.room.epoch;
+    let unchanged = Ok(Ok(OpOutput::Sent { room, epoch, seq: 0, time_ms: batch.now_ms, duplicate: true }));
+    let position = body.reactions.iter().position(|r| r.emoji == emoji);
+    let change = ReactionChange { target_seq: seq, emoji: emoji.clone() };
+    let kind = if remove {
+        let Some(index) = position else { return unchanged };
+        let reaction = &mut body.reactions[index];
+        let Some(at) = reaction.users.iter().position(|&u| u == user.0) else { return unchanged };
+        reaction.users.remove(at);
+        if reaction.users.is_empty() {
+            body.reactions.remove(index);
+        }
+        EventKind::ReactionRemoved(change)
+    } else {
+        match position {
+            Some(index) if body.reactions[index].users.contains(&user.0) => return unchanged,
+            Some(index) => body.reactions[index].users.push(user.0),
+            None if body.reactions.len() >= MAX_REACTION_EMOJIS => {
+                return Ok(Err(Refusal::Invalid(format!(
+                    "a message has at most {MAX_REACTION_EMOJIS} different reactions"
+                ))));
+            }
+            None => body.reactions.push(ReactionRecord { emoji, users: vec![user.0] }),
+        }
+        EventKind::ReactionAdded(change)
+    };
+    let event_seq = batch.append(txn, room, user, kind)?;
+    store_body(txn, room, seq, body)?;
+    Ok(Ok(OpOutput::Sent { room, epoch, seq: event_seq, time_ms: batch.now_ms, duplicate: false }))
 }
