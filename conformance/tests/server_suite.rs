@@ -4,7 +4,8 @@
 //! Three daemons: one configured so the suite runs quickly (short idle and
 //! handshake timeouts, so those cases run instead of being skipped; loose
 //! request limits for the many accounts and messages the suite makes from
-//! one address); one with confabd's default request limits for the `rate/`
+//! one address; small file limits, so the quota is reached in a few
+//! uploads); one with confabd's default request limits for the `rate/`
 //! cases (the limits are enforced); and one whose tokens expire within
 //! seconds for the `expiry/` cases (expired tokens are refused).
 //!
@@ -35,6 +36,15 @@ logins_per_address = { per_second = 500.0, burst = 1000 }
 sends_per_user = { per_second = 5000.0, burst = 10000 }
 joins_per_user = { per_second = 500.0, burst = 1000 }
 resumes_per_user = { per_second = 500.0, burst = 1000 }
+edits_per_user = { per_second = 500.0, burst = 1000 }
+typing_per_user = { per_second = 500.0, burst = 1000 }
+receipts_per_user = { per_second = 500.0, burst = 1000 }
+lookups_per_user = { per_second = 500.0, burst = 1000 }
+uploads_per_user = { per_second = 500.0, burst = 1000 }
+
+[files]
+max_file_bytes = 1048576
+quota_bytes_per_user = 4194304
 ";
 
 /// The cases that run on a daemon of their own.

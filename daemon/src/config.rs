@@ -62,6 +62,10 @@ pub struct ServerConfig {
 pub struct HttpConfig {
     /// HTTP and WebSocket (`/ws`) listener.
     pub listen: SocketAddr,
+    /// The listener's address as clients reach it (behind a proxy, say
+    /// `https://chat.example.org`), stated in `Welcome.http_url`. Default:
+    /// `http://` and the listen address.
+    pub public_url: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -171,7 +175,7 @@ impl Default for ServerConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 7080)) }
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 7080)), public_url: None }
     }
 }
 
@@ -313,6 +317,11 @@ impl Config {
         }
         if self.presence.typing_expiry_ms < 1000 {
             return invalid("presence.typing_expiry_ms", "must be at least 1000");
+        }
+        if let Some(url) = &self.http.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return invalid("http.public_url", "must start with http:// or https://");
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return invalid("tls.cert", "and tls.key must be set together");

@@ -22,6 +22,8 @@ use crate::{
 
 pub struct Context {
     pub config: Config,
+    /// Where clients reach the HTTP listener (`Welcome.http_url`).
+    pub http_url: String,
     pub store: Store,
     pub writer: WriterHandle,
     pub hub: Arc<Hub>,

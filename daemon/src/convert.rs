@@ -16,6 +16,11 @@ use crate::{
 
 /// Longest reply quote, in characters (before the "…").
 pub const QUOTE_CHARS: usize = 140;
+/// Most users a message shows per reaction (`Reaction.users`, the first to
+/// react) and among its thread's participants (`ThreadSummary.participants`,
+/// the first to reply). The store keeps them all; `Reaction.count` and
+/// `ThreadSummary.reply_count` stay exact.
+pub const MAX_LISTED_USERS: usize = 50;
 
 pub fn user(summary: &UserSummary) -> v1::User {
     v1::User {
@@ -72,14 +77,21 @@ pub fn quote(text: &str) -> String {
     }
 }
 
+/// The message a reply answers, as the reply shows it.
+#[derive(Clone, Debug)]
+struct Quoted {
+    sender: u64,
+    /// See [`quote`]; empty once deleted.
+    quote: String,
+    deleted: bool,
+}
+
 /// The users, files and replied-to message an event names, resolved.
 #[derive(Default)]
 pub struct Names {
     users: HashMap<u64, UserSummary>,
     files: HashMap<String, FileRecord>,
-    /// The message a reply answers: its sender, its current text, and
-    /// whether it was deleted.
-    reply_to: Option<(u64, String, bool)>,
+    reply_to: Option<Quoted>,
 }
 
 impl Names {
@@ -143,11 +155,11 @@ pub fn room_event(room: u64, epoch: u64, seq: u64, record: &store::EventRecord, 
 /// A message in the state `body` holds (as sent, or current).
 fn message(body: &MessageBody, names: &Names) -> v1::Message {
     let reply_to = (body.reply_to_seq != 0).then(|| match &names.reply_to {
-        Some((sender, text, deleted)) => v1::ReplyTo {
+        Some(target) => v1::ReplyTo {
             seq: body.reply_to_seq,
-            sender: Some(names.user(*sender)),
-            quote: if *deleted { String::new() } else { quote(text) },
-            deleted: *deleted,
+            sender: Some(names.user(target.sender)),
+            quote: target.quote.clone(),
+            deleted: target.deleted,
         },
         None => v1::ReplyTo { seq: body.reply_to_seq, sender: None, quote: String::new(), deleted: true },
     });
@@ -177,16 +189,21 @@ fn message(body: &MessageBody, names: &Names) -> v1::Message {
             .map(|reaction| v1::Reaction {
                 emoji: reaction.emoji.clone(),
                 count: u32::try_from(reaction.users.len()).unwrap_or(u32::MAX),
-                users: names.users(&reaction.users),
+                users: names.users(listed(&reaction.users)),
             })
             .collect(),
         thread: body.thread.as_ref().map(|thread| v1::ThreadSummary {
             reply_count: thread.reply_count,
             last_reply_seq: thread.last_reply_seq,
             last_reply_at_ms: thread.last_reply_at_ms,
-            participants: names.users(&thread.participants),
+            participants: names.users(listed(&thread.participants)),
         }),
     }
+}
+
+/// The users of a reaction or thread that a message lists.
+fn listed(users: &[u64]) -> &[u64] {
+    &users[..users.len().min(MAX_LISTED_USERS)]
 }
 
 /// An event fresh from the writer, as it was appended.
@@ -199,22 +216,25 @@ pub fn appended(event: &AppendedEvent) -> v1::RoomEvent {
     names.files.extend(event.named.files.iter().cloned());
     if let Some(target) = &event.named.reply_to {
         names.users.insert(target.sender.id.0, target.sender.clone());
-        names.reply_to = Some((target.sender.id.0, target.text.clone(), target.deleted));
+        names.reply_to =
+            Some(Quoted { sender: target.sender.id.0, quote: target.quote.clone(), deleted: target.deleted });
     }
     room_event(event.room.0, event.epoch, event.seq, &event.record, &names)
 }
 
-/// Resolves what stored events name through the store, remembering users
-/// and files across the events of one page or replay.
+/// Resolves what stored events name through the store, remembering users,
+/// files and replied-to messages across the events of one page or replay.
 pub struct UserLookup<'a> {
     store: &'a store::Store,
     known: HashMap<u64, UserSummary>,
     files: HashMap<String, Option<FileRecord>>,
+    /// Replied-to messages by (room, seq); None: not a message.
+    replies: HashMap<(u64, u64), Option<Quoted>>,
 }
 
 impl<'a> UserLookup<'a> {
     pub fn new(store: &'a store::Store) -> Self {
-        Self { store, known: Default::default(), files: Default::default() }
+        Self { store, known: Default::default(), files: Default::default(), replies: Default::default() }
     }
 
     pub fn get(&mut self, id: u64) -> Result<UserSummary, store::StoreError> {
@@ -237,6 +257,19 @@ impl<'a> UserLookup<'a> {
         Ok(record)
     }
 
+    /// The message at `seq` of `room` as a reply shows it.
+    fn reply_target(&mut self, room: u64, seq: u64) -> Result<Option<Quoted>, store::StoreError> {
+        if let Some(found) = self.replies.get(&(room, seq)) {
+            return Ok(found.clone());
+        }
+        let target = self.store.message(crate::ids::RoomId(room), seq)?.map(|(sender, body)| {
+            let deleted = body.deleted_at_ms != 0;
+            Quoted { sender, quote: if deleted { String::new() } else { quote(&body.text) }, deleted }
+        });
+        self.replies.insert((room, seq), target.clone());
+        Ok(target)
+    }
+
     /// A stored event as clients see it; a message in its current state.
     pub fn event(
         &mut self,
@@ -254,10 +287,10 @@ impl<'a> UserLookup<'a> {
                 users.extend(&body.mentions);
                 users.push(body.deleted_by);
                 for reaction in &body.reactions {
-                    users.extend(&reaction.users);
+                    users.extend(listed(&reaction.users));
                 }
                 if let Some(thread) = &body.thread {
-                    users.extend(&thread.participants);
+                    users.extend(listed(&thread.participants));
                 }
                 for id in &body.attachment_ids {
                     if let Some(file) = self.file(id)? {
@@ -266,11 +299,10 @@ impl<'a> UserLookup<'a> {
                     }
                 }
                 if body.reply_to_seq != 0
-                    && let Some((target_sender, target)) =
-                        self.store.message(crate::ids::RoomId(room), body.reply_to_seq)?
+                    && let Some(target) = self.reply_target(room, body.reply_to_seq)?
                 {
-                    users.push(target_sender);
-                    names.reply_to = Some((target_sender, target.text, target.deleted_at_ms != 0));
+                    users.push(target.sender);
+                    names.reply_to = Some(target);
                 }
             }
             _ => {}
@@ -296,5 +328,32 @@ mod tests {
         let long = format!("{exact}ü and more");
         assert_eq!(quote(&long), format!("{exact}…"));
         assert_eq!(quote(""), "");
+    }
+
+    #[test]
+    fn reactions_and_threads_list_at_most_so_many_users_but_count_them_all() {
+        let many: Vec<u64> = (1..=MAX_LISTED_USERS as u64 + 10).collect();
+        let body = MessageBody {
+            text: "popular".into(),
+            reactions: vec![
+                store::ReactionRecord { emoji: "👍".into(), users: many.clone() },
+                store::ReactionRecord { emoji: "🎉".into(), users: vec![3, 1] },
+            ],
+            thread: Some(store::ThreadRecord {
+                reply_count: 500,
+                last_reply_seq: 9,
+                last_reply_at_ms: 1,
+                participants: many.clone(),
+            }),
+            ..Default::default()
+        };
+        let shown = message(&body, &Names::default());
+        let ids = |users: &[v1::User]| users.iter().map(|u| u.user_id).collect::<Vec<_>>();
+        assert_eq!(shown.reactions[0].count, many.len() as u32);
+        assert_eq!(ids(&shown.reactions[0].users), many[..MAX_LISTED_USERS], "the first to react");
+        assert_eq!((shown.reactions[1].count, ids(&shown.reactions[1].users)), (2, vec![3, 1]));
+        let thread = shown.thread.expect("thread");
+        assert_eq!(thread.reply_count, 500);
+        assert_eq!(ids(&thread.participants), many[..MAX_LISTED_USERS], "the first to reply");
     }
 }

@@ -68,6 +68,33 @@ impl Files {
         Ok(Self { dir, reserved: Mutex::default(), decodes: tokio::sync::Semaphore::new(DECODES_AT_ONCE) })
     }
 
+    /// Removes stored files that have no record: the bytes of uploads cut
+    /// off by a crash after their rename and before their record committed
+    /// (see [`record_file`]). Costs a directory listing and one lookup per
+    /// stored file, once. Only safe before any upload starts (an upload in
+    /// flight has its bytes in place before its record), so it runs at
+    /// startup, before the listeners. Returns how many it removed.
+    pub fn remove_orphans(&self, store: &crate::store::Store) -> io::Result<usize> {
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(id) = name.to_str().filter(|name| is_file_id(name)) else { continue };
+            match store.file(id) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    std::fs::remove_file(entry.path())?;
+                    removed += 1;
+                }
+                Err(error) => return Err(io::Error::other(error)),
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "removed stored files without a record (an upload cut off by a crash)");
+        }
+        Ok(removed)
+    }
+
     /// Where file `id` (already checked to be an id) lives.
     fn path(&self, id: &str) -> PathBuf {
         self.dir.join(id)
@@ -192,7 +219,9 @@ fn invalid(message: impl Into<String>) -> v1::Error {
 
 /// Receives an admitted upload's bytes from `body` and records the file.
 /// Refuses with FILE_TOO_LARGE as soon as the bytes pass the limit; any
-/// failure, or dropping this future, leaves nothing behind.
+/// failure, or dropping this future, leaves nothing behind, except that
+/// once the record is handed to the writer the bytes stay (the record may
+/// commit whatever becomes of this future; see [`record_file`]).
 pub async fn receive<S>(ctx: &Context, upload: Admitted, mut body: S) -> Result<v1::FileInfo, v1::Error>
 where
     S: Stream<Item = io::Result<Bytes>> + Unpin,
@@ -277,8 +306,7 @@ where
         record.height = image.height;
     }
     sync_dir(&files.dir).await;
-    record_file(ctx, id.clone(), record.clone()).await?;
-    stored.keep = true;
+    record_file(ctx, id.clone(), record.clone(), &mut stored).await?;
 
     if let Some(thumbnail) = image.and_then(|image| image.thumbnail) {
         match store_thumbnail(ctx, &id, &record, thumbnail).await {
@@ -290,19 +318,36 @@ where
     file_info(ctx, &id, &record).map_err(internal)
 }
 
-async fn record_file(ctx: &Context, id: String, record: FileRecord) -> Result<(), v1::Error> {
-    match ctx
-        .writer
-        .write(WriteOp::StoreFile { id, record, quota_bytes: ctx.config.files.quota_bytes_per_user })
-        .await
-        .map_err(internal)?
-    {
-        Ok(OpOutput::Done) => Ok(()),
-        Ok(other) => {
+/// Records file `id`, whose bytes are in place at `stored`. From the moment
+/// the writer has the operation the bytes are kept (`stored.keep`), so that
+/// dropping this future while the writer works cannot leave a record
+/// without its bytes. They are removed only when the answer says nothing
+/// was recorded: the writer refused the file, or its batch failed. Any
+/// other end (the writer stopped without answering) keeps them: at worst
+/// an orphan, which [`Files::remove_orphans`] removes at the next start.
+async fn record_file(ctx: &Context, id: String, record: FileRecord, stored: &mut Scratch) -> Result<(), v1::Error> {
+    let op = WriteOp::StoreFile { id, record, quota_bytes: ctx.config.files.quota_bytes_per_user };
+    // Not queued if this future is dropped while waiting for room in the
+    // queue (the channel's send is cancel-safe); queued once it returns.
+    let answer = ctx.writer.submit(op).await.map_err(internal)?;
+    stored.keep = true;
+    match answer.await {
+        Ok(Ok(Ok(OpOutput::Done))) => Ok(()),
+        Ok(Ok(Ok(other))) => {
             tracing::error!(?other, "unexpected write output");
             Err(v1::Error::temporary(ErrorCode::Internal, "internal error", 1000))
         }
-        Err(refusal) => Err(refused(refusal)),
+        Ok(Ok(Err(refusal))) => {
+            stored.keep = false;
+            Err(refused(refusal))
+        }
+        // The writer answers errors only for a failed batch, which applied
+        // nothing.
+        Ok(Err(error)) => {
+            stored.keep = false;
+            Err(internal(error))
+        }
+        Err(_) => Err(internal(StoreError::Closed)),
     }
 }
 
@@ -351,8 +396,7 @@ async fn store_thumbnail(
         thumbnail_of: original_id.to_owned(),
         ..Default::default()
     };
-    record_file(ctx, id.clone(), record).await.map_err(|e| e.message)?;
-    stored.keep = true;
+    record_file(ctx, id.clone(), record, &mut stored).await.map_err(|e| e.message)?;
     Ok(id)
 }
 
@@ -595,6 +639,28 @@ mod tests {
         assert_eq!(content_type(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", false), "image/png");
         assert_eq!(content_type(b"just words", true), "text/plain; charset=utf-8");
         assert_eq!(content_type(b"\x00\x01\x02\xff", false), "application/octet-stream");
+    }
+
+    #[test]
+    fn stored_files_without_a_record_are_removed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("test.redb")).unwrap();
+        let files = Files::open(dir.path().join("files")).unwrap();
+        let (recorded, orphan) = (new_id(), new_id());
+        let db = store.database();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(crate::store::tables::FILES)
+            .unwrap()
+            .insert(recorded.as_str(), FileRecord { owner: 1, size: 1, ..Default::default() })
+            .unwrap();
+        txn.commit().unwrap();
+        for name in [recorded.as_str(), orphan.as_str(), "notes.txt"] {
+            std::fs::write(files.path(name), b"x").unwrap();
+        }
+        assert_eq!(files.remove_orphans(&store).unwrap(), 1);
+        assert!(files.path(&recorded).exists(), "a recorded file stays");
+        assert!(!files.path(&orphan).exists(), "an orphan goes");
+        assert!(files.path("notes.txt").exists(), "what is not a file id is not ours to remove");
     }
 
     #[test]

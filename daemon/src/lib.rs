@@ -70,8 +70,17 @@ impl Daemon {
         let files_dir = data_dir.join("files");
         let files = files::Files::open(files_dir.clone())
             .with_context(|| format!("cannot open the files directory {}", files_dir.display()))?;
+        files
+            .remove_orphans(&store)
+            .with_context(|| format!("cannot tidy the files directory {}", files_dir.display()))?;
+        let listener = tokio::net::TcpListener::bind(config.http.listen)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {} (in use? set --http)", config.http.listen))?;
+        let http_addr = listener.local_addr()?;
+        let http_url = config.http.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
         let ctx = Arc::new(Context {
             auth: auth::Auth::new(config.accounts.clone(), &secret),
+            http_url,
             limiters: Limiters::new(&config),
             files,
             writer: writer.handle(),
@@ -86,10 +95,6 @@ impl Daemon {
             config,
         });
 
-        let listener = tokio::net::TcpListener::bind(ctx.config.http.listen)
-            .await
-            .with_context(|| format!("cannot listen for HTTP on {} (in use? set --http)", ctx.config.http.listen))?;
-        let http_addr = listener.local_addr()?;
         let endpoint =
             transport::quic::bind(&identity, &ctx.config).map_err(|e| anyhow::anyhow!("{e} (in use? set --quic)"))?;
         let quic_addr = endpoint.local_addr()?;

@@ -259,6 +259,36 @@ async fn deletions_leave_a_tombstone_and_erase_the_text_from_the_store() {
 }
 
 #[tokio::test]
+async fn in_a_direct_conversation_only_the_author_deletes() {
+    let td = TestDaemon::start().await;
+    let bob = td.user(Wire::Quic, "bob").await;
+    let carol = td.user(Wire::WsJson, "carol").await;
+    let dm = RoomId(bob.open_direct("carol").await.unwrap().room_id);
+    let hers = carol.send(dm, "mine to keep").await.unwrap().seq;
+    let his = bob.send(dm, "mine to take back").await.unwrap().seq;
+
+    // Both are owners of the conversation, yet neither erases the other.
+    match bob.delete_message(dm, Seq(hers)).await {
+        Err(confab_sdk::Error::Server(error)) => {
+            assert_eq!(error.code, ErrorCode::Forbidden as i32);
+            assert_eq!(error.message, "in a direct conversation only the author can delete a message");
+        }
+        other => panic!("expected FORBIDDEN, got {other:?}"),
+    }
+    assert_eq!(code(carol.delete_message(dm, Seq(his)).await), ErrorCode::Forbidden);
+    assert!(message_at_room(&carol, dm, hers).await.deleted.is_none());
+    bob.delete_message(dm, Seq(his)).await.unwrap();
+    carol.delete_message(dm, Seq(hers)).await.unwrap();
+    assert!(message_at_room(&bob, dm, hers).await.deleted.is_some());
+}
+
+/// The message at `seq` of room `room` as history shows it now.
+async fn message_at_room(client: &Client, room: RoomId, seq: u64) -> v1::Message {
+    let page = client.history(room, HistoryDirection::Backward, Seq(0), 100).await.unwrap();
+    message(page.events.iter().find(|e| e.seq == seq).unwrap_or_else(|| panic!("no event {seq}"))).clone()
+}
+
+#[tokio::test]
 async fn reactions_are_sets_of_emoji_and_user() {
     let td = TestDaemon::start().await;
     let people =

@@ -214,18 +214,26 @@ async fn get_file(client: &Client, file_id: &str) -> Result<v1::FileInfo, confab
     }
 }
 
-async fn post_with_attachment(client: &Client, room: &str, file_id: &str) {
+/// Posts `file_id` in `room`; returns the message's seq.
+async fn post_with_attachment(client: &Client, room: &str, file_id: &str) -> u64 {
     let send = v1::SendMessage {
         room: Some(v1::RoomRef::name(room)),
         text: "see attached".into(),
-        client_txn_id: format!("attach-{file_id}"),
+        client_txn_id: format!("attach-{}", rand_suffix()),
         attachment_ids: vec![file_id.into()],
         ..Default::default()
     };
     match client.request(Command::SendMessage(send)).await.expect("sends with an attachment") {
-        Body::Sent(_) => {}
+        Body::Sent(sent) => sent.seq,
         other => panic!("expected SendResult, got {other:?}"),
     }
+}
+
+/// A distinct client transaction id suffix for each send of a test run.
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 #[tokio::test]
@@ -505,6 +513,38 @@ async fn files_posted_in_a_room_are_visible_to_its_readers_only() {
     // Leaving the private room ends carol's access.
     carol.leave("secret").await.unwrap();
     assert_eq!(download(&td, &token(&carol), &path).await.status, 404);
+}
+
+#[tokio::test]
+async fn deleting_a_message_withdraws_its_attachments_from_the_room() {
+    let td = TestDaemon::start().await;
+    let alice = td.user(Wire::WsProto, "alice").await;
+    let carol = td.user(Wire::Quic, "carol").await;
+    alice.create_room("secret", v1::RoomKind::Private).await.unwrap();
+    alice.invite("secret", "carol").await.unwrap();
+    carol.join("secret").await.unwrap();
+
+    let info = upload(&td, Some(&token(&alice)), "plan.png", &png(400, 400)).await.file_info();
+    let path = format!("/files/{}", info.file_id);
+    let thumbnail_path = format!("{path}/thumbnail");
+    let seq = post_with_attachment(&alice, "secret", &info.file_id).await;
+    assert_eq!(download(&td, &token(&carol), &path).await.status, 200);
+    assert_eq!(download(&td, &token(&carol), &thumbnail_path).await.status, 200);
+
+    alice.delete_message("secret", confab_sdk::Seq(seq)).await.unwrap();
+    let gone = download(&td, &token(&carol), &path).await;
+    assert_eq!((gone.status, gone.code().as_str()), (404, "FILE_NOT_FOUND"));
+    assert_eq!(download(&td, &token(&carol), &thumbnail_path).await.status, 404);
+    assert_eq!(code(get_file(&carol, &info.file_id).await), ErrorCode::FileNotFound);
+    // The owner keeps it.
+    let own = download(&td, &token(&alice), &path).await;
+    assert_eq!((own.status, sha256_hex(&own.body)), (200, info.sha256.clone()));
+
+    // Posted twice, it stays visible while one of the messages lives.
+    let first = post_with_attachment(&alice, "secret", &info.file_id).await;
+    post_with_attachment(&alice, "secret", &info.file_id).await;
+    alice.delete_message("secret", confab_sdk::Seq(first)).await.unwrap();
+    assert_eq!(download(&td, &token(&carol), &path).await.status, 200);
 }
 
 /// A QUIC connection made by hand: a session on the first stream, uploads

@@ -364,6 +364,49 @@ async fn receipts_are_seen_by_members_until_the_user_opts_out() {
     }
 }
 
+/// GetReceipts lists at most `[presence] max_room_members` receipts, the
+/// most recently updated first, and takes from `lookups_per_user`.
+#[tokio::test]
+async fn receipt_lists_are_bounded_to_the_newest_and_rate_limited() {
+    let td = TestDaemon::start_with(|config| {
+        config.presence.max_room_members = 2;
+        config.rate_limits.lookups_per_user = confabd::config::Rate { per_second: 0.001, burst: 3 };
+    })
+    .await;
+    let mut alice = Peer::register(&td, Wire::Quic, "alice").await;
+    let mut bob = Peer::register(&td, Wire::WsProto, "bob").await;
+    let mut carol = Peer::register(&td, Wire::WsJson, "carol").await;
+    let info = alice.create("den", v1::RoomKind::Public).await;
+    bob.join("den").await;
+    carol.join("den").await;
+    // The message is from someone who then leaves (not listed), so the
+    // three members' receipts all move.
+    let mut dave = Peer::register(&td, Wire::Quic, "dave").await;
+    dave.join("den").await;
+    let seq = dave.send("den", "hello").await;
+    dave.ok(Command::LeaveRoom(v1::LeaveRoom { room: room("den") })).await;
+
+    // Everyone's receipt as alice hears of it.
+    let mut pushed = Vec::new();
+    for peer in [&mut alice, &mut bob, &mut carol] {
+        let delivered = Command::MarkDelivered(v1::MarkDelivered { room: room_id(info.room_id), seq });
+        assert!(matches!(peer.ok(delivered).await, Body::Done(_)));
+    }
+    for name in ["alice", "bob", "carol"] {
+        pushed.push(alice.push("a receipt", receipt_of(name)).await);
+    }
+    // Newest first; at equal times, the lower user id first.
+    pushed.sort_by_key(|r| (std::cmp::Reverse(r.updated_at_ms), r.user.as_ref().unwrap().user_id));
+    pushed.truncate(2);
+    assert_eq!(alice.receipts(info.room_id).await, pushed);
+
+    alice.receipts(info.room_id).await;
+    alice.receipts(info.room_id).await;
+    let again = Command::GetReceipts(v1::GetReceipts { room: room_id(info.room_id) });
+    assert_eq!(alice.code(again).await, ErrorCode::RateLimited);
+    assert_eq!(bob.receipts(info.room_id).await.len(), 2, "a limit per user");
+}
+
 #[tokio::test]
 async fn typing_reaches_the_others_only_and_is_rate_limited() {
     let td = TestDaemon::start_with(|config| {

@@ -29,6 +29,8 @@ struct Vector {
 enum Frame {
     Client(ClientFrame),
     Server(ServerFrame),
+    /// The first frame of a QUIC upload stream (PROTOCOL.md, FILE-7).
+    Upload(v1::UploadFile),
 }
 
 /// Vectors PROTOCOL.md shows as worked examples, in both encodings.
@@ -42,6 +44,12 @@ const DOC_EXAMPLES: &[&str] = &[
     "server/event-message",
     "server/error-wrong-state",
     "server/error-bad-frame",
+    "client/hello-level-2",
+    "server/welcome-level-2",
+    "client/send-message-reply-in-thread",
+    "server/event-message-reply-in-thread",
+    "upload/upload-file",
+    "server/upload-file",
 ];
 
 // Realistic values shared by the vectors.
@@ -102,6 +110,7 @@ fn corpus() -> Vec<Vector> {
             ..Default::default()
         }),
         session_id: 12_345_678_901_234_567_890,
+        ..Default::default()
     };
     let lounge_info = v1::RoomInfo {
         room_id: LOUNGE,
@@ -129,7 +138,7 @@ fn corpus() -> Vec<Vector> {
     };
     let greeting = "Grüße aus Zürich 👋 — 你好，世界";
 
-    vec![
+    let commands = vec![
         // Commands, in field-number order.
         Vector {
             also_accepted: &[
@@ -269,6 +278,8 @@ fn corpus() -> Vec<Vector> {
         // A command this version does not know decodes to "no command"; the
         // server answers UNKNOWN_COMMAND.
         client("client/no-command", 19, None),
+    ];
+    let replies = vec![
         // Replies, in field-number order.
         server("server/welcome", 1, Body::Welcome(welcome)),
         server("server/pong", 9, Body::Pong(v1::Pong {})),
@@ -455,6 +466,8 @@ fn corpus() -> Vec<Vector> {
             19,
             error(v1::ErrorCode::UnknownCommand, "the frame carries no command this server knows"),
         ),
+    ];
+    let pushes = vec![
         // Pushes (request_id 0).
         server("server/error-bad-frame", 0, error(v1::ErrorCode::BadFrame, "undecodable frame")),
         server(
@@ -487,11 +500,12 @@ fn corpus() -> Vec<Vector> {
         ),
         server("server/event-member-left", 0, Body::Event(event(5, grace(), Kind::MemberLeft(v1::MemberLeft {})))),
         Vector {
-            // An event of a kind added after this version (here
-            // `reactionAdded`) reaches an older receiver as an event with no
-            // kind: it skips the content but still advances its position.
+            // An event of a kind added after this version (here a
+            // hypothetical `pollStarted`) reaches an older receiver as an event
+            // with no kind: it skips the content but still advances its
+            // position.
             also_accepted: &[
-                r#"{"event":{"roomId":"9007199254740993","epoch":"1","seq":"6","serverTimeMs":"1767225606000","sender":{"userId":"42","name":"ada"},"reactionAdded":{"toSeq":"3","emoji":"👍"}}}"#,
+                r#"{"event":{"roomId":"9007199254740993","epoch":"1","seq":"6","serverTimeMs":"1767225606000","sender":{"userId":"42","name":"ada"},"pollStarted":{"question":"Tea or coffee? ☕"}}}"#,
             ],
             ..server(
                 "server/event-kind-unknown",
@@ -523,7 +537,576 @@ fn corpus() -> Vec<Vector> {
                 reason: "you fell behind; reconnect and resume".into(),
             }),
         ),
+    ];
+    [commands, level_2_commands(), replies, level_2_replies(greeting), pushes, level_2_pushes(), uploads()]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+// --- feature level 2 ---
+
+/// An image ada uploaded, and its thumbnail.
+const PHOTO: &str = "3f6c0a9e1b2d4c5f8a7e6d5c4b3a2910";
+const PHOTO_THUMB: &str = "a41c9e0d7b6f5e4d3c2b1a0f9e8d7c6b";
+
+fn lounge_id() -> Option<v1::RoomRef> {
+    Some(v1::RoomRef { room: Some(Room::Id(LOUNGE)) })
+}
+
+fn ada_styled() -> Option<v1::User> {
+    Some(v1::User { display_name: "Ada Lovelace".into(), avatar_file_id: PHOTO.into(), ..ada().unwrap_or_default() })
+}
+
+fn photo() -> v1::FileInfo {
+    v1::FileInfo {
+        file_id: PHOTO.into(),
+        name: "Zürich-see 🌅.jpg".into(),
+        content_type: "image/jpeg".into(),
+        size: 2_483_117,
+        width: 4032,
+        height: 3024,
+        thumbnail_file_id: PHOTO_THUMB.into(),
+        uploaded_at_ms: T0 + 7_000,
+        owner: ada(),
+        sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+    }
+}
+
+fn sydney() -> Option<v1::Location> {
+    Some(v1::Location { latitude: -33.8568, longitude: 151.2153, label: "Sydney Opera House 🎭".into() })
+}
+
+/// The commands of feature level 2, in field-number order.
+fn level_2_commands() -> Vec<Vector> {
+    vec![
+        client(
+            "client/hello-level-2",
+            1,
+            Some(Command::Hello(v1::Hello {
+                versions: vec![1],
+                feature_level: 2,
+                capabilities: vec!["resume".into()],
+                client_name: "confab-cli/0.2.0".into(),
+            })),
+        ),
+        client(
+            "client/create-room-group",
+            23,
+            Some(Command::CreateRoom(v1::CreateRoom {
+                name: String::new(),
+                kind: v1::RoomKind::Private as i32,
+                members: vec!["grace".into(), "linus".into()],
+                topic: "Planning the 🚀 launch".into(),
+            })),
+        ),
+        client(
+            "client/list-rooms-directory-query",
+            24,
+            Some(Command::ListRooms(v1::ListRooms { scope: v1::RoomScope::Directory as i32, query: "zürich".into() })),
+        ),
+        // Optional fields: present even when empty or false ("" removes
+        // the avatar; archived false un-archives), absent when not changed.
+        client(
+            "client/update-room",
+            25,
+            Some(Command::UpdateRoom(v1::UpdateRoom {
+                room: lounge(),
+                name: None,
+                topic: Some("Tea ☕ and talk".into()),
+                avatar_file_id: Some(String::new()),
+                archived: Some(false),
+            })),
+        ),
+        client(
+            "client/set-notification-level",
+            26,
+            Some(Command::SetNotificationLevel(v1::SetNotificationLevel {
+                room: lounge(),
+                level: v1::NotificationLevel::NotifyMentions as i32,
+            })),
+        ),
+        client(
+            "client/send-message-reply-in-thread",
+            27,
+            Some(Command::SendMessage(v1::SendMessage {
+                room: lounge(),
+                text: "@grace **agreed** — see `main.rs`".into(),
+                client_txn_id: "m-0002".into(),
+                reply_to_seq: 3,
+                thread_root_seq: 3,
+                ..Default::default()
+            })),
+        ),
+        // Attachments and a location: the text may be empty.
+        client(
+            "client/send-message-attachment",
+            28,
+            Some(Command::SendMessage(v1::SendMessage {
+                room: lounge(),
+                client_txn_id: "m-0003".into(),
+                attachment_ids: vec![PHOTO.into()],
+                ..Default::default()
+            })),
+        ),
+        client(
+            "client/send-message-location",
+            29,
+            Some(Command::SendMessage(v1::SendMessage {
+                room: lounge(),
+                text: "meet here".into(),
+                client_txn_id: "m-0004".into(),
+                location: sydney(),
+                ..Default::default()
+            })),
+        ),
+        client(
+            "client/edit-message",
+            30,
+            Some(Command::EditMessage(v1::EditMessage {
+                room: lounge(),
+                seq: 3,
+                text: "Grüße aus Zürich 👋 — 你好，世界 (@grace)".into(),
+            })),
+        ),
+        client("client/delete-message", 31, Some(Command::DeleteMessage(v1::DeleteMessage { room: lounge(), seq: 3 }))),
+        // A ZWJ sequence is one emoji.
+        client(
+            "client/react",
+            32,
+            Some(Command::React(v1::React { room: lounge(), seq: 3, emoji: "🏳️‍🌈".into(), remove: false })),
+        ),
+        client(
+            "client/react-remove",
+            33,
+            Some(Command::React(v1::React { room: lounge(), seq: 3, emoji: "👍🏽".into(), remove: true })),
+        ),
+        client(
+            "client/get-thread",
+            34,
+            Some(Command::GetThread(v1::GetThread {
+                room: lounge(),
+                root_seq: 3,
+                direction: v1::HistoryDirection::Forward as i32,
+                anchor_seq: 0,
+                limit: 50,
+            })),
+        ),
+        client("client/mark-read", 35, Some(Command::MarkRead(v1::MarkRead { room: lounge_id(), seq: 9 }))),
+        client(
+            "client/mark-delivered",
+            36,
+            Some(Command::MarkDelivered(v1::MarkDelivered { room: lounge_id(), seq: 10 })),
+        ),
+        client("client/get-receipts", 37, Some(Command::GetReceipts(v1::GetReceipts { room: lounge() }))),
+        client("client/set-typing", 38, Some(Command::SetTyping(v1::SetTyping { room: lounge_id(), typing: true }))),
+        client(
+            "client/set-presence",
+            39,
+            Some(Command::SetPresence(v1::SetPresence {
+                state: v1::PresenceState::Away as i32,
+                status_text: Some("In a meeting 📅".into()),
+                this_device_only: false,
+            })),
+        ),
+        client(
+            "client/set-presence-this-device",
+            40,
+            Some(Command::SetPresence(v1::SetPresence {
+                state: v1::PresenceState::Away as i32,
+                status_text: None,
+                this_device_only: true,
+            })),
+        ),
+        client("client/get-profile", 41, Some(Command::GetProfile(v1::GetProfile { username: "grace".into() }))),
+        client(
+            "client/set-profile",
+            42,
+            Some(Command::SetProfile(v1::SetProfile {
+                display_name: Some("Ada Lovelace".into()),
+                avatar_file_id: Some(PHOTO.into()),
+                status_text: None,
+                share_receipts: Some(false),
+            })),
+        ),
+        client(
+            "client/search-users",
+            43,
+            Some(Command::SearchUsers(v1::SearchUsers { prefix: "gr".into(), limit: 10 })),
+        ),
+        client("client/get-file", 44, Some(Command::GetFile(v1::GetFile { file_id: PHOTO.into() }))),
     ]
+}
+
+/// A message as GetHistory shows it after edits, reactions and a thread.
+fn message_current_state(greeting: &str) -> v1::Message {
+    v1::Message {
+        text: format!("{greeting} (@grace)"),
+        client_txn_id: "m-0001".into(),
+        mentions: vec![grace().unwrap_or_default()],
+        edited_at_ms: T0 + 12_000,
+        reactions: vec![
+            v1::Reaction {
+                emoji: "🏳️‍🌈".into(),
+                count: 2,
+                users: vec![grace().unwrap_or_default(), ada().unwrap_or_default()],
+            },
+            v1::Reaction { emoji: "👍🏽".into(), count: 1, users: vec![grace().unwrap_or_default()] },
+        ],
+        thread: Some(v1::ThreadSummary {
+            reply_count: 2,
+            last_reply_seq: 11,
+            last_reply_at_ms: T0 + 11_000,
+            participants: vec![grace().unwrap_or_default(), ada().unwrap_or_default()],
+        }),
+        ..Default::default()
+    }
+}
+
+/// The replies of feature level 2, in field-number order.
+fn level_2_replies(greeting: &str) -> Vec<Vector> {
+    let welcome = v1::Welcome {
+        version: 1,
+        feature_level: 2,
+        capabilities: vec!["resume".into()],
+        server_name: "confab".into(),
+        server_version: "0.2.0".into(),
+        ping_interval_ms: 20_000,
+        idle_timeout_ms: 60_000,
+        limits: Some(v1::Limits {
+            max_frame_bytes_unauthenticated: 16_384,
+            max_frame_bytes: 262_144,
+            max_message_bytes: 16_384,
+            max_history_page: 100,
+            max_outbound_queue_bytes: 1_048_576,
+            max_resume_events: 1_000,
+            max_file_bytes: 26_214_400,
+            max_attachments: 10,
+        }),
+        session_id: 12_345_678_901_234_567_890,
+        ..Default::default()
+    };
+    let thread_reply = |seq: u64, sender: Option<v1::User>, text: &str, txn: &str| {
+        event(
+            seq,
+            sender,
+            Kind::Message(v1::Message {
+                text: text.into(),
+                client_txn_id: txn.into(),
+                thread_root_seq: 3,
+                ..Default::default()
+            }),
+        )
+    };
+    vec![
+        server("server/welcome-level-2", 1, Body::Welcome(welcome)),
+        server(
+            "server/room-level-2",
+            25,
+            Body::Room(v1::RoomInfo {
+                room_id: LOUNGE,
+                name: "lounge".into(),
+                kind: v1::RoomKind::Public as i32,
+                epoch: 1,
+                head_seq: 14,
+                member_count: 2,
+                membership: v1::Membership::Joined as i32,
+                created_at_ms: T0 + 1_000,
+                peer: None,
+                topic: "Tea ☕ and talk".into(),
+                avatar_file_id: String::new(),
+                archived: false,
+                read_seq: 9,
+                unread_count: 4,
+                mention_count: 1,
+                notification_level: v1::NotificationLevel::NotifyMentions as i32,
+                role: v1::Role::Owner as i32,
+            }),
+        ),
+        server(
+            "server/room-group",
+            23,
+            Body::Room(v1::RoomInfo {
+                room_id: 9_007_199_254_740_995,
+                name: String::new(),
+                kind: v1::RoomKind::Private as i32,
+                epoch: 1,
+                head_seq: 4,
+                member_count: 3,
+                membership: v1::Membership::Joined as i32,
+                created_at_ms: T0 + 20_000,
+                topic: "Planning the 🚀 launch".into(),
+                read_seq: 2,
+                role: v1::Role::Owner as i32,
+                ..Default::default()
+            }),
+        ),
+        // React with nothing to change: no event, seq 0, duplicate.
+        server(
+            "server/sent-reaction-unchanged",
+            32,
+            Body::Sent(v1::SendResult { room_id: LOUNGE, epoch: 1, seq: 0, server_time_ms: 0, duplicate: true }),
+        ),
+        server(
+            "server/history-thread",
+            34,
+            Body::History(v1::HistoryPage {
+                room_id: LOUNGE,
+                epoch: 1,
+                events: vec![
+                    thread_reply(10, grace(), "Same here 🙌", "g-17"),
+                    thread_reply(11, ada(), "Let’s meet at 5", "m-0005"),
+                ],
+                has_more: false,
+                head_seq: 14,
+                thread_root: Some(event(3, ada(), Kind::Message(message_current_state(greeting)))),
+            }),
+        ),
+        server(
+            "server/read-state",
+            35,
+            Body::ReadState(v1::ReadState { room_id: LOUNGE, read_seq: 9, unread_count: 4, mention_count: 1 }),
+        ),
+        server(
+            "server/receipts",
+            37,
+            Body::Receipts(v1::ReceiptList {
+                room_id: LOUNGE,
+                receipts: vec![
+                    v1::Receipt {
+                        room_id: LOUNGE,
+                        user: ada(),
+                        delivered_seq: 14,
+                        read_seq: 14,
+                        updated_at_ms: T0 + 14_000,
+                    },
+                    v1::Receipt {
+                        room_id: LOUNGE,
+                        user: grace(),
+                        delivered_seq: 12,
+                        read_seq: 9,
+                        updated_at_ms: T0 + 13_500,
+                    },
+                ],
+            }),
+        ),
+        server(
+            "server/profile",
+            42,
+            Body::Profile(v1::Profile {
+                user: ada_styled(),
+                display_name: "Ada Lovelace".into(),
+                avatar_file_id: PHOTO.into(),
+                status_text: "In a meeting 📅".into(),
+                presence: v1::PresenceState::Away as i32,
+                last_seen_ms: 0,
+                created_at_ms: T0 - 86_400_000,
+                share_receipts: false,
+            }),
+        ),
+        server(
+            "server/profiles",
+            43,
+            Body::Profiles(v1::ProfileList {
+                profiles: vec![v1::Profile {
+                    user: grace(),
+                    presence: v1::PresenceState::Offline as i32,
+                    last_seen_ms: T0 - 3_600_000,
+                    created_at_ms: T0 - 172_800_000,
+                    ..Default::default()
+                }],
+            }),
+        ),
+        server("server/file", 44, Body::File(photo())),
+        server(
+            "server/error-message-not-found",
+            31,
+            error(v1::ErrorCode::MessageNotFound, "no message at seq 3 in room 9007199254740993 (it was deleted)"),
+        ),
+        server(
+            "server/error-room-archived",
+            27,
+            error(v1::ErrorCode::RoomArchived, "the room lounge is archived: it can be read, not written to"),
+        ),
+        server(
+            "server/error-file-not-found",
+            28,
+            error(v1::ErrorCode::FileNotFound, "no file 3f6c0a9e1b2d4c5f8a7e6d5c4b3a2910 of yours"),
+        ),
+    ]
+}
+
+/// The pushes and events of feature level 2.
+fn level_2_pushes() -> Vec<Vector> {
+    vec![
+        server(
+            "server/read-state-push",
+            0,
+            Body::ReadState(v1::ReadState { room_id: LOUNGE, read_seq: 14, unread_count: 0, mention_count: 0 }),
+        ),
+        server(
+            "server/receipt",
+            0,
+            Body::Receipt(v1::Receipt {
+                room_id: LOUNGE,
+                user: grace(),
+                delivered_seq: 14,
+                read_seq: 14,
+                updated_at_ms: T0 + 15_000,
+            }),
+        ),
+        server(
+            "server/typing",
+            0,
+            Body::Typing(v1::Typing { room_id: LOUNGE, user: grace(), typing: true, expires_in_ms: 6_000 }),
+        ),
+        server(
+            "server/presence",
+            0,
+            Body::Presence(v1::Presence {
+                user: ada_styled(),
+                state: v1::PresenceState::Away as i32,
+                status_text: "In a meeting 📅".into(),
+                last_seen_ms: 0,
+            }),
+        ),
+        server(
+            "server/notification",
+            0,
+            Body::Notification(v1::Notification {
+                room_id: LOUNGE,
+                seq: 9,
+                sender: grace(),
+                reason: v1::NotificationReason::ReasonMention as i32,
+                excerpt: "@ada **agreed** — see `main.rs`".into(),
+                room_name: "lounge".into(),
+            }),
+        ),
+        // The answer on a QUIC upload stream (FILE-7), and a refusal.
+        server("server/upload-file", 0, Body::File(photo())),
+        server(
+            "server/upload-error-too-large",
+            0,
+            error(v1::ErrorCode::FileTooLarge, "the file is 31457280 bytes; the limit is 26214400"),
+        ),
+        server(
+            "server/event-message-reply-in-thread",
+            0,
+            Body::Event(event(
+                9,
+                grace(),
+                Kind::Message(v1::Message {
+                    text: "@ada **agreed** — see `main.rs`".into(),
+                    client_txn_id: "g-16".into(),
+                    reply_to: Some(v1::ReplyTo {
+                        seq: 3,
+                        sender: ada(),
+                        quote: "Grüße aus Zürich 👋 — 你好，世界".into(),
+                        deleted: false,
+                    }),
+                    thread_root_seq: 3,
+                    mentions: vec![ada().unwrap_or_default()],
+                    mentions_room: false,
+                    ..Default::default()
+                }),
+            )),
+        ),
+        server(
+            "server/event-message-attachment",
+            0,
+            Body::Event(event(
+                12,
+                ada(),
+                Kind::Message(v1::Message {
+                    text: "@room photos from the lake".into(),
+                    client_txn_id: "m-0003".into(),
+                    mentions_room: true,
+                    attachments: vec![photo()],
+                    location: sydney(),
+                    ..Default::default()
+                }),
+            )),
+        ),
+        // A deleted message as history shows it: a tombstone.
+        server(
+            "server/event-message-deleted-state",
+            0,
+            Body::Event(event(
+                4,
+                grace(),
+                Kind::Message(v1::Message {
+                    client_txn_id: "g-15".into(),
+                    deleted: Some(v1::Deletion { by: ada(), at_ms: T0 + 13_000 }),
+                    ..Default::default()
+                }),
+            )),
+        ),
+        server(
+            "server/event-message-edited",
+            0,
+            Body::Event(event(
+                13,
+                ada(),
+                Kind::MessageEdited(v1::MessageEdited {
+                    target_seq: 3,
+                    text: "Grüße aus Zürich 👋 — 你好，世界 (@grace)".into(),
+                    mentions: vec![grace().unwrap_or_default()],
+                    mentions_room: false,
+                }),
+            )),
+        ),
+        server(
+            "server/event-message-deleted",
+            0,
+            Body::Event(event(14, ada(), Kind::MessageDeleted(v1::MessageDeleted { target_seq: 4 }))),
+        ),
+        server(
+            "server/event-reaction-added",
+            0,
+            Body::Event(event(
+                15,
+                grace(),
+                Kind::ReactionAdded(v1::ReactionAdded { target_seq: 3, emoji: "🏳️‍🌈".into() }),
+            )),
+        ),
+        server(
+            "server/event-reaction-removed",
+            0,
+            Body::Event(event(
+                16,
+                grace(),
+                Kind::ReactionRemoved(v1::ReactionRemoved { target_seq: 3, emoji: "👍🏽".into() }),
+            )),
+        ),
+        // Only the fields that changed are present; archived false is a change.
+        server(
+            "server/event-room-updated",
+            0,
+            Body::Event(event(
+                17,
+                ada(),
+                Kind::RoomUpdated(v1::RoomUpdated {
+                    name: None,
+                    topic: Some("Tea ☕ and talk".into()),
+                    avatar_file_id: Some(String::new()),
+                    archived: Some(false),
+                }),
+            )),
+        ),
+    ]
+}
+
+/// What a client writes first on a QUIC upload stream (FILE-7).
+fn uploads() -> Vec<Vector> {
+    vec![Vector {
+        name: "upload/upload-file",
+        frame: Frame::Upload(v1::UploadFile {
+            name: "Zürich-see 🌅.jpg".into(),
+            size: 2_483_117,
+            access_token: ACCESS.into(),
+        }),
+        also_accepted: &[],
+    }]
 }
 
 impl Frame {
@@ -531,6 +1114,7 @@ impl Frame {
         match self {
             Frame::Client(_) => "client",
             Frame::Server(_) => "server",
+            Frame::Upload(_) => "upload",
         }
     }
 
@@ -538,6 +1122,7 @@ impl Frame {
         match self {
             Frame::Client(frame) => codec::encode(frame, encoding).to_vec(),
             Frame::Server(frame) => codec::encode(frame, encoding).to_vec(),
+            Frame::Upload(frame) => codec::encode(frame, encoding).to_vec(),
         }
     }
 }
@@ -667,7 +1252,8 @@ fn every_vector_round_trips_in_both_encodings() {
         match field("direction").as_str() {
             Some("client") => check_vector::<ClientFrame>(name, hex_text, json, &also),
             Some("server") => check_vector::<ServerFrame>(name, hex_text, json, &also),
-            other => panic!("{name}: direction must be client or server, found {other:?}"),
+            Some("upload") => check_vector::<v1::UploadFile>(name, hex_text, json, &also),
+            other => panic!("{name}: direction must be client, server or upload, found {other:?}"),
         }
     }
 }
@@ -717,7 +1303,11 @@ fn vectors_cover_every_command_reply_push_and_oneof_member() {
     let by_name = messages(&set);
     let mut seen = BTreeSet::new();
     for vector in stored() {
-        let root = if vector["direction"] == "client" { ".confab.v1.ClientFrame" } else { ".confab.v1.ServerFrame" };
+        let root = match vector["direction"].as_str() {
+            Some("client") => ".confab.v1.ClientFrame",
+            Some("upload") => ".confab.v1.UploadFile",
+            _ => ".confab.v1.ServerFrame",
+        };
         mark_set_fields(&by_name, root, &vector["json"], &mut seen);
     }
     let mut missing = Vec::new();

@@ -10,8 +10,8 @@ use std::{
 
 use anyhow::{Context as _, anyhow, bail};
 use confab_sdk::{
-    Client, ClientOptions, Encoding, Error, Event, Fingerprint, ReconnectPolicy, RoomId, RoomRef, Seq, ServerUrl,
-    Trust, v1,
+    Client, ClientOptions, Encoding, Error, Event, Fingerprint, ProfileUpdate, ReconnectPolicy, RoomId, RoomRef,
+    RoomUpdate, SendOptions, Seq, ServerUrl, Trust, v1,
 };
 
 use crate::{
@@ -27,15 +27,34 @@ pub enum Command {
     Guest { name: String },
     Logout,
     Rooms { directory: bool },
-    Create { room: String, private: bool },
+    // `room` is empty for an unnamed group; `members` (a group) only with `private`.
+    Create { room: String, private: bool, topic: Option<String>, members: Vec<String> },
     Join { room: String },
     Leave { room: String },
     Invite { room: String, username: String },
     Members { room: String },
     Dm { username: String },
-    Send { room: String, text: String },
+    Send { room: String, text: String, location: Option<v1::Location> },
     History { room: String, limit: Option<u32>, before: Option<u64>, after: Option<u64> },
     Tail { room: String },
+    Edit { room: String, seq: u64, text: String },
+    Delete { room: String, seq: u64 },
+    React { room: String, seq: u64, emoji: String, remove: bool },
+    Reply { room: String, seq: u64, text: String },
+    Thread { room: String, root_seq: u64, text: Option<String>, limit: Option<u32> },
+    Read { room: String, seq: Option<u64> },
+    Upload { room: String, file: PathBuf, text: Option<String> },
+    Download { file_id: String, output: Option<PathBuf> },
+    Profile { user: Option<String> },
+    // The avatar, when given, is a file to upload (an empty path removes it).
+    ProfileSet { update: ProfileUpdate, avatar: Option<PathBuf> },
+    SearchUsers { prefix: String, limit: Option<u32> },
+    SearchRooms { query: String },
+    Presence { away: bool, status: Option<String>, this_device: bool },
+    Typing { room: String, stop: bool },
+    // The avatar, when given, is an image to upload (an empty path removes it).
+    RoomSet { room: String, update: RoomUpdate, avatar: Option<PathBuf> },
+    Notify { room: String, level: v1::NotificationLevel },
 }
 
 /// Everything a command needs besides its arguments.
@@ -49,6 +68,8 @@ pub struct Context {
     pub fingerprint: Option<Fingerprint>,
     /// `--ca`: trust certificates issued by these CAs.
     pub ca: Option<PathBuf>,
+    /// `--files-url`: the server's HTTP listener, for file transfers.
+    pub files_url: Option<String>,
 }
 
 pub async fn run(ctx: &mut Context, command: Command) -> anyhow::Result<()> {
@@ -85,10 +106,17 @@ pub async fn run(ctx: &mut Context, command: Command) -> anyhow::Result<()> {
             ctx.output.rooms(&rooms);
             finish(ctx, client).await?;
         }
-        Command::Create { room, private } => {
+        Command::Create { room, private, topic, members } => {
             let client = connect_authenticated(ctx, false, one_shot()).await?;
             let kind = if private { v1::RoomKind::Private } else { v1::RoomKind::Public };
-            let info = client.create_room(&room_name(&room), kind).await?;
+            let name = room_name(&room);
+            let info = if !members.is_empty() {
+                client.create_group(&name, members, topic.as_deref().unwrap_or_default()).await?
+            } else if let Some(topic) = topic {
+                client.create_room_with_topic(&name, kind, &topic).await?
+            } else {
+                client.create_room(&name, kind).await?
+            };
             ctx.output.room("created", &info);
             finish(ctx, client).await?;
         }
@@ -97,7 +125,7 @@ pub async fn run(ctx: &mut Context, command: Command) -> anyhow::Result<()> {
             // A direct conversation is entered by opening it.
             let info = match room.strip_prefix('@') {
                 Some(peer) => client.open_direct(peer).await?,
-                None => client.join(room_name(&room)).await?,
+                None => client.join(room_ref(&room)).await?,
             };
             ctx.output.room("joined", &info);
             finish(ctx, client).await?;
@@ -129,13 +157,14 @@ pub async fn run(ctx: &mut Context, command: Command) -> anyhow::Result<()> {
             ctx.output.room("opened", &info);
             finish(ctx, client).await?;
         }
-        Command::Send { room, text } => {
-            if text.trim().is_empty() {
+        Command::Send { room, text, location } => {
+            if text.trim().is_empty() && location.is_none() {
                 bail!("nothing to send: give the message text after the room");
             }
             let client = connect_authenticated(ctx, false, one_shot()).await?;
             let target = target(&client, &room).await?;
-            let result = send_patiently(ctx, &client, &target.room, &text).await?;
+            let options = SendOptions { location, ..SendOptions::new() };
+            let result = send_patiently(ctx, &client, &target.room, &text, options).await?;
             ctx.output.sent(&target.name, &result);
             finish(ctx, client).await?;
         }
@@ -162,31 +191,43 @@ pub async fn run(ctx: &mut Context, command: Command) -> anyhow::Result<()> {
             finish(ctx, client).await?;
         }
         Command::Tail { room } => tail(ctx, &room).await?,
+        other => crate::conversation::run(ctx, other).await?,
     }
     Ok(())
 }
 
 /// `#general`, `General` and `general` all name the room `general` (room
 /// names are case-insensitive, and the server keeps them in lowercase).
-fn room_name(room: &str) -> String {
+pub(crate) fn room_name(room: &str) -> String {
     room.strip_prefix('#').unwrap_or(room).to_ascii_lowercase()
 }
 
-/// A room as the command line names it.
-struct Target {
-    /// How to ask the server about it.
-    room: RoomRef,
-    /// How to name it back: `general`, or `@bob` for a direct conversation.
-    name: String,
+/// A room argument that is not `@user`: a room name, or the number of a
+/// room (an unnamed group is named by its id; room names start with a
+/// letter, so a number is never a name).
+pub(crate) fn room_ref(room: &str) -> RoomRef {
+    let name = room_name(room);
+    match name.parse::<u64>() {
+        Ok(id) if name.bytes().all(|b| b.is_ascii_digit()) => RoomRef::Id(RoomId(id)),
+        _ => RoomRef::Name(name),
+    }
 }
 
-/// Resolves a room argument: a room name (`general`, `#general`), or
-/// `@user` for the direct conversation with that user (direct rooms have
-/// no name, so it is looked up among the user's rooms).
-async fn target(client: &Client, arg: &str) -> anyhow::Result<Target> {
+/// A room as the command line names it.
+pub(crate) struct Target {
+    /// How to ask the server about it.
+    pub room: RoomRef,
+    /// How to name it back: `general`, or `@bob` for a direct conversation.
+    pub name: String,
+}
+
+/// Resolves a room argument: a room name (`general`, `#general`), a room
+/// id (`17`, for unnamed groups), or `@user` for the direct conversation
+/// with that user (direct rooms have no name, so it is looked up among the
+/// user's rooms).
+pub(crate) async fn target(client: &Client, arg: &str) -> anyhow::Result<Target> {
     let Some(peer) = arg.strip_prefix('@') else {
-        let name = room_name(arg);
-        return Ok(Target { room: RoomRef::Name(name.clone()), name });
+        return Ok(Target { room: room_ref(arg), name: room_name(arg) });
     };
     let rooms = client.list_rooms(v1::RoomScope::Mine).await?;
     let direct = rooms.iter().find_map(|room| {
@@ -203,7 +244,7 @@ async fn target(client: &Client, arg: &str) -> anyhow::Result<Target> {
 /// the server's pages are smaller (asking for more is an error).
 const DEFAULT_HISTORY_PAGE: u32 = 50;
 
-fn default_history_page(client: &Client) -> u32 {
+pub(crate) fn default_history_page(client: &Client) -> u32 {
     let largest = client.welcome().and_then(|w| w.limits).map_or(0, |limits| limits.max_history_page);
     if largest == 0 { DEFAULT_HISTORY_PAGE } else { DEFAULT_HISTORY_PAGE.min(largest) }
 }
@@ -216,11 +257,17 @@ const SEND_RETRIES: u32 = 8;
 /// Sends with one transaction id (a retry is never applied twice), waiting
 /// out temporary refusals with a notice on standard error each time; when
 /// the retries run out, the server's refusal is the error.
-async fn send_patiently(ctx: &Context, client: &Client, room: &RoomRef, text: &str) -> anyhow::Result<v1::SendResult> {
-    let txn_id = new_txn_id();
+pub(crate) async fn send_patiently(
+    ctx: &Context,
+    client: &Client,
+    room: &RoomRef,
+    text: &str,
+    options: SendOptions,
+) -> anyhow::Result<v1::SendResult> {
+    let options = options.txn_id(new_txn_id());
     let mut retry = 0;
     loop {
-        let error = match client.send_with_txn(room.clone(), text, &txn_id).await {
+        let error = match client.send_with(room.clone(), text, options.clone()).await {
             Ok(result) => return Ok(result),
             Err(error) => error,
         };
@@ -257,7 +304,7 @@ fn new_txn_id() -> String {
 }
 
 /// Reconnects for a one-shot command: a few attempts, then give up.
-fn one_shot() -> ReconnectPolicy {
+pub(crate) fn one_shot() -> ReconnectPolicy {
     ReconnectPolicy { max_attempts: Some(6), ..ReconnectPolicy::default() }
 }
 
@@ -325,6 +372,7 @@ async fn connect(ctx: &mut Context, events: bool, reconnect: ReconnectPolicy) ->
         reconnect,
         // `confab send` waits out temporary refusals itself, saying so.
         send_retries: 0,
+        files_url: ctx.files_url.clone(),
         ..ClientOptions::default()
     };
     let client = match Client::connect(&ctx.server, options).await {
@@ -367,7 +415,11 @@ async fn connect(ctx: &mut Context, events: bool, reconnect: ReconnectPolicy) ->
 }
 
 /// Connects and authenticates with the stored login, saving renewed tokens.
-async fn connect_authenticated(ctx: &mut Context, events: bool, reconnect: ReconnectPolicy) -> anyhow::Result<Client> {
+pub(crate) async fn connect_authenticated(
+    ctx: &mut Context,
+    events: bool,
+    reconnect: ReconnectPolicy,
+) -> anyhow::Result<Client> {
     let Some(login) = ctx.profile.login_for(&ctx.server).cloned() else {
         bail!(
             "not logged in to {}; run `confab login USER`, `confab register USER` or `confab guest NAME`",
@@ -395,7 +447,7 @@ async fn connect_authenticated(ctx: &mut Context, events: bool, reconnect: Recon
 }
 
 /// Stores the client's tokens if they changed (a refresh rotates them).
-fn save_tokens(ctx: &mut Context, client: &Client) -> anyhow::Result<()> {
+pub(crate) fn save_tokens(ctx: &mut Context, client: &Client) -> anyhow::Result<()> {
     let Some(tokens) = client.tokens() else { return Ok(()) };
     let server = ctx.server.clone();
     if let Some(login) = ctx.profile.login.as_mut().filter(|login| login.server == server)
@@ -408,7 +460,7 @@ fn save_tokens(ctx: &mut Context, client: &Client) -> anyhow::Result<()> {
 }
 
 /// Saves the tokens one last time and closes politely.
-async fn finish(ctx: &mut Context, client: Client) -> anyhow::Result<()> {
+pub(crate) async fn finish(ctx: &mut Context, client: Client) -> anyhow::Result<()> {
     save_tokens(ctx, &client)?;
     client.close().await;
     Ok(())
@@ -480,6 +532,10 @@ async fn tail(ctx: &mut Context, arg: &str) -> anyhow::Result<()> {
             Event::Room(event) if event.room_id == room_id.0 => {
                 ctx.output.event(name, &event);
                 last = Some((event.epoch, event.seq));
+            }
+            Event::Typing(typing) if typing.room_id == room_id.0 && typing.typing && !ctx.output.json => {
+                let who = typing.user.as_ref().map(|u| crate::output::terminal_safe(&u.name)).unwrap_or_default();
+                ctx.output.notice(format!("{who} is typing in {}", shown(name)));
             }
             Event::RoomReset { room, epoch, head_seq } if room == room_id => {
                 catch_up(ctx, &client, name, room_id, last, epoch.0, head_seq).await?;
@@ -569,5 +625,8 @@ mod tests {
     fn room_arguments_name_rooms_case_insensitively() {
         assert_eq!(room_name("#General"), "general");
         assert_eq!(room_name("ops-2"), "ops-2");
+        assert_eq!(room_ref("#17"), RoomRef::Id(RoomId(17)));
+        assert_eq!(room_ref("General"), RoomRef::Name("general".into()));
+        assert_eq!(room_ref("+17"), RoomRef::Name("+17".into()));
     }
 }

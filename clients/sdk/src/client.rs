@@ -1,7 +1,8 @@
 //! [`Client`]: the reconnecting client. Typed async requests go through one
 //! driver task that owns the [`ClientCore`](crate::core) state machine and
 //! the current [`Connection`], reconnects with backoff, and feeds the event
-//! stream.
+//! stream. The requests of feature level 2 are in `conversation.rs`, file
+//! transfers (beside the command stream) in `files.rs`.
 
 use std::{
     pin::Pin,
@@ -38,6 +39,9 @@ macro_rules! expect {
         }
     };
 }
+
+mod conversation;
+mod files;
 
 /// How a [`Client`] connects and behaves. Start from `Default` and change
 /// what you need:
@@ -97,6 +101,13 @@ pub struct ClientOptions {
     /// QUIC idle timeout for the first connection; reconnects use the
     /// server's idle timeout. Default 60 s (the server's applies if smaller).
     pub quic_idle_timeout: Duration,
+    /// Where HTTP file transfers go (`http://host:port` or
+    /// `https://host:port/prefix`): downloads, and uploads over WebSocket.
+    /// Default `None`: the host and port of a `ws://` or `wss://` URL
+    /// (`/files` beside the WebSocket path); for a `quic://` URL, the HTTP
+    /// listener the server names in `Welcome.http_url` (uploads go over the
+    /// QUIC connection itself).
+    pub files_url: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -115,6 +126,7 @@ impl Default for ClientOptions {
             max_frame_bytes: 16 << 20,
             quic_keep_alive: Duration::from_secs(10),
             quic_idle_timeout: Duration::from_secs(60),
+            files_url: None,
         }
     }
 }
@@ -155,6 +167,8 @@ struct Snapshot {
     user: Option<v1::User>,
     welcome: Option<v1::Welcome>,
     fingerprint: Option<Fingerprint>,
+    /// The current QUIC connection (QUIC only), for upload streams.
+    quic: Option<quinn::Connection>,
     /// Why the client stopped, once it has.
     stopped: Option<Error>,
 }
@@ -188,12 +202,18 @@ fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Snapshot> {
 /// Requests may be made concurrently from several tasks (`&self`). Requests
 /// made while reconnecting wait and go out once the session is back. When the
 /// connection drops after a request was written and before its reply came:
-/// sends are resent with the same `client_txn_id` (the server applies each
-/// once and answers the retry with `duplicate: true`); reads and
-/// joins (`history`, `list_rooms`, `members`, `ping`, `join`,
-/// `open_direct`) are simply sent again; anything else (`register`, `login`,
-/// `guest`, `refresh`, `logout`, `create_room`, `leave`, `invite`) fails with
-/// [`Error::ConnectionLost`], because it may or may not have been applied.
+/// sends are resent with the same `client_txn_id` and the same content
+/// (the server applies each once and answers the retry with `duplicate:
+/// true`); reads, joins and requests that set a state (`history`, `thread`,
+/// `list_rooms`, `search_rooms`, `members`, `receipts`, `profile`,
+/// `search_users`, `file_info`, `ping`, `join`, `open_direct`, `mark_read`,
+/// `mark_delivered`, `react`, `unreact`, `set_typing`, `set_presence`,
+/// `set_profile`, `set_notification_level`, `update_room`) are simply sent
+/// again; anything else (`register`, `login`, `guest`, `refresh`, `logout`,
+/// `create_room`, `create_group`, `leave`, `invite`, `edit`,
+/// `delete_message`) fails with [`Error::ConnectionLost`], because it may
+/// or may not have been applied. File transfers run beside the command
+/// stream and are not retried.
 ///
 /// Dropping the client stops its tasks and the connection at once;
 /// [`Client::close`] closes politely first.
@@ -221,7 +241,11 @@ impl Client {
         let (events_tx, events) = mpsc::channel(256);
         let (ready_tx, ready_rx) = oneshot::channel();
         let shared = Shared::default();
-        lock(&shared).fingerprint = first.fingerprint;
+        {
+            let mut shared = lock(&shared);
+            shared.fingerprint = first.fingerprint;
+            shared.quic = first.quic.clone();
+        }
         let core = ClientCore::new(
             CoreConfig {
                 client_name: options.client_name.clone(),
@@ -596,6 +620,7 @@ impl Driver {
             }
             if let Some(action) = self.core.poll_action() {
                 drop(conn.take());
+                lock(&self.shared).quic = None;
                 self.core.on_disconnected();
                 let (error, min_delay) = match action {
                     Action::Stop(error) => break (error, false),
@@ -640,8 +665,12 @@ impl Driver {
                 Step::Connected(Ok(connection)) => {
                     connecting = None;
                     tracing::debug!(attempt, "reconnected");
-                    if connection.fingerprint.is_some() {
-                        lock(&self.shared).fingerprint = connection.fingerprint;
+                    {
+                        let mut shared = lock(&self.shared);
+                        if connection.fingerprint.is_some() {
+                            shared.fingerprint = connection.fingerprint;
+                        }
+                        shared.quic = connection.quic.clone();
                     }
                     let encoding = connection.encoding;
                     conn = Some(connection);
@@ -758,7 +787,11 @@ impl Driver {
             if polite { conn.close().await } else { drop(conn) }
         }
         tracing::debug!(%reason, "client stopped");
-        lock(&self.shared).stopped = Some(reason.clone());
+        {
+            let mut shared = lock(&self.shared);
+            shared.stopped = Some(reason.clone());
+            shared.quic = None;
+        }
         self.core.fail_all(&reason);
         self.publish();
         while let Some((reply, result)) = self.core.poll_reply() {

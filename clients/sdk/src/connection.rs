@@ -42,6 +42,8 @@ pub(crate) struct Connection {
     pub outgoing: mpsc::Sender<Bytes>,
     pub encoding: Encoding,
     pub fingerprint: Option<Fingerprint>,
+    /// The QUIC connection (QUIC only), for file upload streams.
+    pub quic: Option<quinn::Connection>,
     writer: Option<JoinHandle<()>>,
     cancel: CancellationToken,
 }
@@ -72,6 +74,7 @@ impl Connection {
             outgoing,
             encoding: connected.encoding,
             fingerprint: connected.fingerprint,
+            quic: connected.quic,
             writer: Some(writer),
             cancel,
         })

@@ -868,6 +868,11 @@ impl<R: Answer> ClientCore<R> {
                 self.close_deadline = Some(now + CLOSE_CODE_WAIT);
             }
             Some(Body::Ping(_)) => {}
+            Some(Body::ReadState(state)) => self.push_transient(Event::ReadState(state)),
+            Some(Body::Receipt(receipt)) => self.push_transient(Event::Receipt(receipt)),
+            Some(Body::Typing(typing)) => self.push_transient(Event::Typing(typing)),
+            Some(Body::Presence(presence)) => self.push_transient(Event::Presence(presence)),
+            Some(Body::Notification(notification)) => self.push_transient(Event::Notification(notification)),
             Some(Body::Error(error)) => {
                 tracing::warn!(code = error.code, "the server reported an error answering no request");
                 self.events.push_back(Event::ServerError(error));
@@ -876,6 +881,16 @@ impl<R: Answer> ClientCore<R> {
             // ignored, as the protocol asks.
             _ => tracing::debug!("ignored a push of a kind this client does not handle"),
         }
+    }
+
+    /// A push that is not part of a room's log: nothing replays it, so when
+    /// the application has fallen behind it is dropped rather than held.
+    fn push_transient(&mut self, event: Event) {
+        if self.events.len() >= self.config.max_buffered_events {
+            tracing::debug!("the application fell behind; a push was dropped");
+            return;
+        }
+        self.events.push_back(event);
     }
 
     fn invites_me(&self, event: &v1::RoomEvent) -> bool {
@@ -963,8 +978,10 @@ fn is_send(command: &Command) -> bool {
 
 /// Whether an application request written on a connection that dropped
 /// before its reply is sent again on the next one. Sends are safe (the
-/// server deduplicates by `client_txn_id`), as are reads and joins;
-/// anything else may have been applied and fails with `ConnectionLost`.
+/// server deduplicates by `client_txn_id`), as are reads, joins and
+/// requests that set a state; anything else (an edit appends an event each
+/// time, a second deletion is refused) may have been applied and fails with
+/// `ConnectionLost`.
 fn retried_after_reconnect(command: &Command) -> bool {
     matches!(
         command,
@@ -975,6 +992,22 @@ fn retried_after_reconnect(command: &Command) -> bool {
             | Command::Ping(_)
             | Command::JoinRoom(_)
             | Command::OpenDirect(_)
+            // Reads.
+            | Command::GetThread(_)
+            | Command::GetReceipts(_)
+            | Command::GetProfile(_)
+            | Command::SearchUsers(_)
+            | Command::GetFile(_)
+            // Setting a state again changes nothing more: markers only move
+            // forward, a reaction is a set member, a setting holds one value.
+            | Command::MarkRead(_)
+            | Command::MarkDelivered(_)
+            | Command::React(_)
+            | Command::SetTyping(_)
+            | Command::SetPresence(_)
+            | Command::SetProfile(_)
+            | Command::SetNotificationLevel(_)
+            | Command::UpdateRoom(_)
     )
 }
 

@@ -70,6 +70,16 @@ pub enum Error {
     #[error("the session logged out or changed user before the message could be sent; it was not sent")]
     SessionChanged,
 
+    /// The file is over the largest file the server accepts (`Welcome`'s
+    /// `limits.max_file_bytes`): not sent.
+    #[error("FILE_TOO_LARGE: the file is {size} bytes, over the server's limit of {limit} bytes; it was not sent")]
+    FileTooLarge { size: u64, limit: u64 },
+
+    /// A local file could not be read (for an upload) or written (for a
+    /// download).
+    #[error("{0}")]
+    LocalFile(String),
+
     /// The call is not possible in the client's current state.
     #[error("{0}")]
     InvalidState(String),

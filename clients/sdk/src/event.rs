@@ -1,5 +1,6 @@
-//! What a [`crate::Client`] reports besides replies: room events, resets,
-//! connection state changes and the server's close.
+//! What a [`crate::Client`] reports besides replies: room events, the
+//! pushes around them (read state, receipts, typing, presence,
+//! notifications), resets, connection state changes and the server's close.
 
 use std::time::Duration;
 
@@ -10,12 +11,37 @@ use crate::{Error, Tokens};
 /// One item of the client's event stream ([`crate::Client::next_event`]).
 ///
 /// Room events arrive in log order per room, each exactly once, across
-/// reconnects. Match with a `_` arm: later versions may add variants.
+/// reconnects. The other pushes (read state, receipts, typing, presence,
+/// notifications) are not replayed after a reconnect, and are dropped when
+/// the application has fallen [`crate::ClientOptions::event_buffer`] events
+/// behind. Match with a `_` arm: later versions may add variants.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Event {
-    /// A new entry of a room's log (a message, a join, ...).
+    /// A new entry of a room's log (a message, an edit, a deletion, a
+    /// reaction, a join, ...). A message arrives as it was sent; later
+    /// events (`message_edited`, `message_deleted`, `reaction_added`,
+    /// `reaction_removed`) change it: apply them on top of what
+    /// [`crate::Client::history`] showed (applying one twice is harmless).
     Room(v1::RoomEvent),
+    /// The user's read marker in a room moved (on another of the user's
+    /// sessions, or by sending there): the unread and mention counts after
+    /// it. Between these, count yourself: every `message` event after
+    /// `read_seq` from someone else adds one unread (and one mention when it
+    /// mentions the user or `@room`).
+    ReadState(v1::ReadState),
+    /// A member's read or delivered receipt in a room the user follows moved.
+    Receipt(v1::Receipt),
+    /// Someone started or stopped typing in a room; a start lasts
+    /// `expires_in_ms` unless renewed. Clear it yourself when their message
+    /// arrives.
+    Typing(v1::Typing),
+    /// A user who shares a room with the user (or the user) changed their
+    /// presence or status text.
+    Presence(v1::Presence),
+    /// A message the user may want to be told about, per their notification
+    /// level for the room.
+    Notification(v1::Notification),
     /// The events missed in this room while disconnected cannot be replayed
     /// (too many, or the log's epoch changed, as the server said on
     /// `Resume` or as a live event of a new epoch shows). Reload the room

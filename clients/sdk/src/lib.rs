@@ -12,6 +12,19 @@
 //!   but reports a room to reload ([`Event::RoomReset`]), also when a live
 //!   event shows a new epoch, and never sends a frame over the server's
 //!   limit.
+//! - Feature level 2: typed calls for rich sends ([`Client::send_with`] and
+//!   [`SendOptions`]: replies, threads, attachments, locations), edits,
+//!   deletions, reactions, threads, room settings ([`RoomUpdate`]) and
+//!   groups, notification levels, read markers, receipts, typing,
+//!   presence, profiles ([`ProfileUpdate`]) and search; the pushes that go
+//!   with them arrive as [`Event`]s (`ReadState`, `Receipt`, `Typing`,
+//!   `Presence`, `Notification`). A rich send is retried like a plain one:
+//!   whole, with its transaction id, in order.
+//! - Files: [`Client::upload_file`] streams a file to the server (over an
+//!   upload stream of the QUIC connection, or HTTP `POST /files` beside a
+//!   WebSocket) and [`Client::download`] streams one back (HTTP
+//!   `GET /files/{id}`; see [`ClientOptions::files_url`]), both reporting
+//!   [`Progress`] to a callback.
 //! - [`raw::RawConnection`] is one bare connection for tests and the
 //!   conformance suite: send any frame or any bytes, read every frame.
 //! - [`Trust`] and [`Fingerprint`] decide which server certificates are
@@ -29,9 +42,11 @@ mod core;
 mod error;
 mod event;
 pub mod raw;
+mod requests;
 mod room_ref;
 mod tls;
 mod tokens;
+mod transfer;
 mod transport;
 mod url;
 
@@ -41,9 +56,11 @@ pub use confab_protocol as protocol;
 pub use confab_protocol::{Encoding, RoomId, Seq, v1};
 pub use error::Error;
 pub use event::Event;
+pub use requests::{ProfileUpdate, RoomUpdate, SendOptions};
 pub use room_ref::RoomRef;
 pub use tls::{Fingerprint, TlsSetup, Trust};
 pub use tokens::Tokens;
+pub use transfer::{Download, Progress};
 pub use url::{DEFAULT_QUIC_PORT, DEFAULT_WS_PATH, Scheme, ServerUrl};
 
 /// `Result` with the SDK's [`Error`].

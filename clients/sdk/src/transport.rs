@@ -55,6 +55,9 @@ pub(crate) struct Connected {
     pub encoding: Encoding,
     /// SHA-256 of the server's certificate (TLS transports only).
     pub fingerprint: Option<Fingerprint>,
+    /// The QUIC connection (QUIC only), for upload streams beside the
+    /// command stream.
+    pub quic: Option<quinn::Connection>,
 }
 
 /// What the server sent.
@@ -110,6 +113,7 @@ async fn connect_quic(url: &ServerUrl, settings: &TransportSettings) -> Result<C
     let connection = connecting.await.map_err(|e| quic_connect_error(e, &setup, url))?;
     let (send, recv) = connection.open_bi().await.map_err(|e| quic_connect_error(e, &setup, url))?;
     Ok(Connected {
+        quic: Some(connection.clone()),
         reader: TransportReader::Quic {
             recv,
             connection: connection.clone(),
@@ -180,6 +184,7 @@ async fn connect_ws(url: &ServerUrl, settings: &TransportSettings) -> Result<Con
         writer: TransportWriter::Ws { sink, encoding: settings.encoding },
         encoding: settings.encoding,
         fingerprint,
+        quic: None,
     })
 }
 

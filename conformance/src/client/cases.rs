@@ -386,7 +386,7 @@ async fn first_frame(cx: Ctx) -> CaseResult {
             let level = hello.feature_level.max(1);
             cx.check(
                 "HELLO-1",
-                hello.versions.contains(&1) && level == 1,
+                hello.versions.contains(&1) && level <= confab_protocol::FEATURE_LEVEL,
                 format!(
                     "the first frame is Hello with versions {:?}, feature level {}, client name {:?}",
                     hello.versions, hello.feature_level, hello.client_name

@@ -109,18 +109,18 @@ pub fn event_of_unknown_kind(encoding: Encoding, event: &v1::RoomEvent) -> (Byte
     let payload = match encoding {
         Encoding::Proto => {
             let mut inner = event.encode_to_vec();
-            len_field(&mut inner, 15, &string_message(1, "+1"));
+            len_field(&mut inner, 90, &string_message(1, "Tea or coffee?"));
             let mut out = Vec::new();
             len_field(&mut out, 100, &inner);
             out
         }
         Encoding::Json => {
             let mut value = json!({"event": event_json(&event)});
-            value["event"]["reactionAdded"] = json!({"emoji": "+1"});
+            value["event"]["pollStarted"] = json!({"question": "Tea or coffee?"});
             value.to_string().into_bytes()
         }
     };
-    (payload.into(), format!("event seq {} of an unknown kind (field 15 / reactionAdded)", event.seq))
+    (payload.into(), format!("event seq {} of an unknown kind (field 90 / pollStarted)", event.seq))
 }
 
 /// A reply `Error` with an error code this version does not know (ENC-7,
@@ -135,7 +135,7 @@ pub fn error_of_unknown_code(
     let payload = match encoding {
         Encoding::Proto => v1::ServerFrame { request_id, body: Some(Body::Error(error)) }.encode_to_vec(),
         Encoding::Json => {
-            let mut body = json!({"code": "QUOTA_EXCEEDED", "message": error.message});
+            let mut body = json!({"code": "REGION_UNAVAILABLE", "message": error.message});
             if temporary {
                 body["temporary"] = json!(true);
             }
@@ -145,7 +145,7 @@ pub fn error_of_unknown_code(
             json!({"requestId": request_id.to_string(), "error": body}).to_string().into_bytes()
         }
     };
-    (payload.into(), format!("reply to request {request_id}: an error of an unknown code (999 / QUOTA_EXCEEDED)"))
+    (payload.into(), format!("reply to request {request_id}: an error of an unknown code (999 / REGION_UNAVAILABLE)"))
 }
 
 /// A `Close` push with `code`; a code this version does not know goes as

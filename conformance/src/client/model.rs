@@ -223,6 +223,7 @@ impl Model {
                     ..Default::default()
                 }),
                 session_id: 0,
+                ..Default::default()
             },
             script: Script::default(),
             rooms: BTreeMap::new(),

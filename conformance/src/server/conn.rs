@@ -361,6 +361,71 @@ impl Conn {
         found
     }
 
+    /// The next push (request id 0) that `pick` picks out within `wait`,
+    /// or `None`; heartbeats are dropped and everything else is kept, in
+    /// order, for later reads. For the pushes of feature level 2
+    /// (`typing`, `receipt`, `presence`, `notification`, `read_state`).
+    pub async fn push_within<T>(&mut self, wait: Duration, pick: impl Fn(&Body) -> Option<T>) -> CaseResult<Option<T>> {
+        let deadline = Instant::now() + wait;
+        let mut kept = VecDeque::new();
+        let mut pending = std::mem::take(&mut self.held);
+        let found = loop {
+            let received = match pending.pop_front() {
+                Some(held) => held,
+                None => match timeout_at(deadline, self.recv_within(wait)).await {
+                    Ok(Ok(Some(received))) => received,
+                    Ok(Err(stop)) => break Err(stop),
+                    Ok(Ok(None)) | Err(_) => break Ok(None),
+                },
+            };
+            match received {
+                RawReceived::Frame(v1::ServerFrame { request_id: 0, body: Some(Body::Ping(_)) }) => {}
+                RawReceived::Frame(v1::ServerFrame { request_id: 0, body: Some(body) }) => match pick(&body) {
+                    Some(value) => break Ok(Some(value)),
+                    None => kept.push_back(RawReceived::Frame(v1::ServerFrame { request_id: 0, body: Some(body) })),
+                },
+                RawReceived::Closed { code, reason } => {
+                    kept.push_back(RawReceived::Closed { code, reason: reason.clone() });
+                    break Err(self.failed(format!("closed (code {code:?}, {reason:?}) while waiting for a push")));
+                }
+                other => kept.push_back(other),
+            }
+        };
+        kept.extend(pending);
+        kept.extend(self.held.drain(..));
+        self.held = kept;
+        found
+    }
+
+    /// [`Conn::push_within`] the reply timeout; none is a failure saying `what`.
+    pub async fn push<T>(&mut self, what: &str, pick: impl Fn(&Body) -> Option<T>) -> CaseResult<T> {
+        match self.push_within(self.wait, pick).await? {
+            Some(value) => Ok(value),
+            None => Err(self.failed(format!("no {what} pushed within {} s", self.wait.as_secs()))),
+        }
+    }
+
+    /// Every push `pick` picks out until none comes for `quiet`.
+    pub async fn pushes_until_quiet<T>(
+        &mut self,
+        quiet: Duration,
+        pick: impl Fn(&Body) -> Option<T>,
+    ) -> CaseResult<Vec<T>> {
+        let mut found = Vec::new();
+        while let Some(value) = self.push_within(quiet, &pick).await? {
+            found.push(value);
+        }
+        Ok(found)
+    }
+
+    /// Forgets everything received so far and not yet read (after a step
+    /// whose pushes the case does not look at).
+    pub async fn drain(&mut self, quiet: Duration) -> CaseResult {
+        self.held.clear();
+        while self.recv_within(quiet).await?.is_some() {}
+        Ok(())
+    }
+
     /// Every room event pushed until nothing more comes for `quiet`.
     pub async fn events_until_quiet(&mut self, quiet: Duration) -> CaseResult<Vec<v1::RoomEvent>> {
         let mut events = Vec::new();

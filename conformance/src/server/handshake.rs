@@ -128,8 +128,12 @@ async fn welcome(cx: Ctx) -> CaseResult {
     cx.check("HELLO-3", welcome.version == 1, format!("version {} (expected 1)", welcome.version));
     cx.check(
         "HELLO-3",
-        welcome.feature_level == 1,
-        format!("feature level {} for a client at 1", welcome.feature_level),
+        (1..=confab_protocol::FEATURE_LEVEL).contains(&welcome.feature_level),
+        format!(
+            "feature level {} for a client at {} (the lower of the two levels)",
+            welcome.feature_level,
+            confab_protocol::FEATURE_LEVEL
+        ),
     );
     cx.check(
         "HELLO-3",

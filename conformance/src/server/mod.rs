@@ -14,20 +14,27 @@
 //! and `events.rs` (room events compared). Every other module holds the
 //! cases of one or a few sections of the spec.
 
+mod attention;
 mod auth;
+mod calls;
 mod conn;
+mod conversation;
 mod ctx;
 mod encoding;
 mod envelope;
 mod events;
 mod expiry;
+mod files;
 mod hand;
 mod handshake;
 mod history;
+mod http;
 mod messages;
+mod people;
 mod rate;
 mod resume;
 mod rooms;
+mod settings;
 mod show;
 mod state;
 mod transport;
@@ -60,6 +67,11 @@ pub fn cases() -> Vec<Case> {
         messages::cases(),
         history::cases(),
         resume::cases(),
+        conversation::cases(),
+        attention::cases(),
+        people::cases(),
+        settings::cases(),
+        files::cases(),
         rate::cases(),
     ]
     .concat()

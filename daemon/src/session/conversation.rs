@@ -19,7 +19,16 @@ impl Session {
     pub(super) async fn edit_message(&mut self, edit: v1::EditMessage) -> Reply {
         let op = self.check_text_length(&edit.text).and_then(|()| {
             let (user, room) = self.message_target(edit.room.as_ref())?;
-            Ok(WriteOp::Edit { user, room, seq: edit.seq, text: edit.text })
+            let mentions = self.mentions(&edit.text);
+            Ok(WriteOp::Edit {
+                user,
+                room,
+                seq: edit.seq,
+                text: edit.text,
+                mention_names: mentions.names,
+                mention_guests: mentions.guests,
+                mentions_room: mentions.room,
+            })
         });
         self.submit_checked(op).await
     }

@@ -16,13 +16,20 @@ use super::{
 use crate::{
     context::check,
     convert,
-    ids::{RoomId, Seq},
+    ids::{RoomId, Seq, UserId},
     store::{EventRecord, LocationRecord, MessageContent, OpOutput, RoomKind, StoreError, WriteOp},
 };
 
 const MAX_TXN_ID: usize = 64;
 /// Longest location label, in bytes.
 const MAX_LOCATION_LABEL: usize = 256;
+
+/// The mentions of a text, parsed for the writer.
+pub(super) struct Mentions {
+    pub names: Vec<String>,
+    pub guests: Vec<UserId>,
+    pub room: bool,
+}
 
 impl Session {
     pub(super) async fn send_message(&mut self, send: v1::SendMessage) -> Reply {
@@ -120,18 +127,27 @@ impl Session {
                 })
             }
         };
-        let mentions = markup::mentions(&send.text);
-        let mention_guests = mentions.names.iter().filter_map(|name| self.ctx.guests.holder(name)).collect();
+        let mentions = self.mentions(&send.text);
         Ok(MessageContent {
             text: send.text.clone(),
             reply_to_seq: send.reply_to_seq,
             thread_root_seq: send.thread_root_seq,
             mention_names: mentions.names,
-            mention_guests,
+            mention_guests: mentions.guests,
             mentions_room: mentions.room,
             attachment_ids: send.attachment_ids.clone(),
             location,
         })
+    }
+
+    /// What `text` mentions: the names (the writer keeps those of joined
+    /// members), the connected guests holding some of them (guests have no
+    /// entry in the store's name index; only the session knows them), and
+    /// whether it mentions `@room`.
+    pub(super) fn mentions(&self, text: &str) -> Mentions {
+        let parsed = markup::mentions(text);
+        let guests = parsed.names.iter().filter_map(|name| self.ctx.guests.holder(name)).collect();
+        Mentions { names: parsed.names, guests, room: parsed.room }
     }
 
     /// MESSAGE_TOO_LONG beyond `limits.max_message_bytes`.

@@ -1,6 +1,7 @@
 //! One client session, whatever the transport: the driver loop that reads
 //! frames, admits and dispatches commands, and queues replies; plus the
-//! command table. The handlers live in `account`, `rooms` and `messages`.
+//! command table. The handlers live in `account`, `rooms`, `messages`,
+//! `conversation`, `state`, `profiles` and `files`.
 
 mod account;
 mod conversation;
@@ -347,9 +348,11 @@ impl Session {
                 max_history_page: limits.max_history_page,
                 max_outbound_queue_bytes: limits.max_outbound_queue_bytes,
                 max_resume_events: limits.max_resume_events,
-                ..Default::default()
+                max_file_bytes: config.files.max_file_bytes,
+                max_attachments: config.files.max_attachments,
             }),
             session_id: self.id,
+            http_url: self.ctx.http_url.clone(),
         }))
     }
 
@@ -374,12 +377,15 @@ impl Session {
         self.away = false;
         if let Some(at_ms) = self.ctx.hub.depart(self.id, self.ctx.config.presence.max_room_members) {
             // The user's last session ended: remember when, durably but
-            // without holding up the session's end.
-            let writer = self.ctx.writer.clone();
-            let op = crate::store::WriteOp::SetLastSeen { user: identity.user, at_ms };
+            // without holding up the session's end; once stored, the hub
+            // need not remember it any more.
+            let (writer, hub, user) = (self.ctx.writer.clone(), self.ctx.hub.clone(), identity.user);
+            let op = crate::store::WriteOp::SetLastSeen { user, at_ms };
             self.ctx.tracker.spawn(async move {
-                if let Err(error) = writer.write(op).await {
-                    tracing::warn!(%error, "storing when the user was last seen failed");
+                match writer.write(op).await {
+                    // Refused: the user is gone, and so is the need.
+                    Ok(_) => hub.last_seen_stored(user, at_ms),
+                    Err(error) => tracing::warn!(%error, "storing when the user was last seen failed"),
                 }
             });
         }

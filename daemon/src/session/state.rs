@@ -108,15 +108,21 @@ impl Session {
         self.move_marker(command.room, |room| WriteOp::MarkDelivered { origin, user, room, seq }).await
     }
 
+    /// Lists a room's receipts: at most `[presence] max_room_members`, the
+    /// most recently updated (newest first), so a reply stays well within
+    /// the outbound queue however large the room.
     pub(super) fn get_receipts(&mut self, command: v1::GetReceipts) -> Result<Body, v1::Error> {
+        let identity = self.identity()?;
         let room = self.visible_room(command.room.as_ref())?;
         if room.record.kind() != RoomKind::Public && !room.joined() {
             return Err(v1::Error::new(ErrorCode::NotAMember, "join the room to read its receipts"));
         }
+        check(&self.ctx.limiters.lookups, &identity.user).map_err(|wait| rate_limited(wait, "receipt lookups"))?;
         let store = &self.ctx.store;
         let mut lookup = convert::UserLookup::new(store);
         let mut receipts = Vec::new();
-        for (user, state) in store.receipts(room.id).map_err(internal)? {
+        let limit = self.ctx.config.presence.max_room_members as usize;
+        for (user, state) in store.receipts(room.id, limit).map_err(internal)? {
             receipts.push(v1::Receipt {
                 room_id: room.id.0,
                 user: Some(convert::user(&lookup.get(user.0).map_err(internal)?)),

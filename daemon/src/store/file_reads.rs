@@ -13,8 +13,9 @@ impl Store {
     }
 
     /// A file's metadata if `user` may see it: they own it, it is public (an
-    /// avatar), or it was posted in a room they may read (joined, or any
-    /// public room). A thumbnail is visible to whoever may see its original.
+    /// avatar), or it is attached to a message (not deleted) of a room they
+    /// may read (joined, or any public room). A thumbnail is visible to
+    /// whoever may see its original.
     pub fn visible_file(&self, id: &str, user: UserId) -> Result<Option<FileRecord>, StoreError> {
         let txn = self.db.begin_read()?;
         let files = txn.open_table(FILES)?;
@@ -38,7 +39,13 @@ fn may_see(txn: &ReadTransaction, id: &str, record: &FileRecord, user: UserId) -
     let file_rooms = txn.open_table(FILE_ROOMS)?;
     let rooms = txn.open_table(ROOMS)?;
     let memberships = txn.open_table(MEMBERSHIPS)?;
-    for entry in file_rooms.range((id, 0)..=(id, u64::MAX))? {
+    // One row per message the file is attached to: each room is looked at
+    // once, by jumping past its rows, and the first readable one ends it.
+    let mut from = 0;
+    loop {
+        let Some(entry) = file_rooms.range((id, from, 0)..=(id, u64::MAX, u64::MAX))?.next() else {
+            return Ok(false);
+        };
         let room = entry?.0.value().1;
         if rooms.get(room)?.is_some_and(|r| r.value().kind() == RoomKind::Public) {
             return Ok(true);
@@ -46,6 +53,9 @@ fn may_see(txn: &ReadTransaction, id: &str, record: &FileRecord, user: UserId) -
         if memberships.get((room, user.0))?.is_some_and(|m| m.value().is_joined()) {
             return Ok(true);
         }
+        match room.checked_add(1) {
+            Some(next) => from = next,
+            None => return Ok(false),
+        }
     }
-    Ok(false)
 }

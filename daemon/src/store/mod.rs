@@ -5,6 +5,7 @@
 
 mod file_reads;
 mod message_reads;
+mod migrate;
 mod ops;
 pub mod records;
 mod state_reads;
@@ -76,9 +77,8 @@ impl Store {
                     });
                 }
                 Some(found) if found < SCHEMA_VERSION => {
-                    // Migrations from older versions go here, one step per
-                    // version, all in this transaction. Version 1 is the first.
-                    unreachable!("no schema version before 1 exists");
+                    drop(meta_table);
+                    migrate::migrate(&txn, found)?;
                 }
                 Some(_) => {}
             }

@@ -88,11 +88,18 @@ pub enum WriteOp {
         txn_id: String,
         content: MessageContent,
     },
+    /// By the author. The mentions are parsed from `text` by the session,
+    /// as for [`MessageContent`].
     Edit {
         user: UserId,
         room: RoomId,
         seq: u64,
         text: String,
+        /// The names `text` mentions with `@name` (lowercase, deduplicated).
+        mention_names: Vec<String>,
+        /// Connected guests holding some of those names.
+        mention_guests: Vec<UserId>,
+        mentions_room: bool,
     },
     /// By the author, or by a moderator or above of the room.
     Delete {
@@ -295,7 +302,9 @@ impl WriteOp {
             WriteOp::Invite { by, room, invitee } => invite(txn, batch, by, room, invitee)?,
             WriteOp::OpenDirect { user, peer } => open_direct(txn, batch, user, peer)?,
             WriteOp::Send { user, room, txn_id, content } => messages::send(txn, batch, user, room, txn_id, content)?,
-            WriteOp::Edit { user, room, seq, text } => messages::edit(txn, batch, user, room, seq, text)?,
+            WriteOp::Edit { user, room, seq, text, mention_names, mention_guests, mentions_room } => {
+                messages::edit(txn, batch, user, room, seq, text, mention_names, mention_guests, mentions_room)?
+            }
             WriteOp::Delete { user, room, seq } => messages::delete(txn, batch, user, room, seq)?,
             WriteOp::React { user, room, seq, emoji, remove } => {
                 messages::react(txn, batch, user, room, seq, emoji, remove)?

@@ -1,6 +1,8 @@
 //! Reads of per-user state: read markers and unread counts, receipts,
 //! notification levels, user search and the room directory.
 
+use std::{cmp::Reverse, collections::BinaryHeap};
+
 use redb::{ReadableDatabase as _, ReadableTable};
 
 use super::{Store, StoreError, records::*, tables::*};
@@ -41,6 +43,17 @@ pub(super) fn counts(
     Ok((unread, mentioned))
 }
 
+/// A receipt GetReceipts may list, ordered by how recent it is: by update
+/// time, and at equal times the lower user id counts as the newer (and is
+/// listed first).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Listed {
+    updated_at_ms: u64,
+    user: Reverse<u64>,
+    read_seq: u64,
+    delivered_seq: u64,
+}
+
 impl NotificationLevel {
     /// The level that applies: DEFAULT resolved for a room where members
     /// hear of every message by default (`default_all`) or not.
@@ -75,18 +88,33 @@ impl Store {
     }
 
     /// The receipts other members may see: joined members who share them
-    /// and have received or read something, ordered by user id.
-    pub fn receipts(&self, room: RoomId) -> Result<Vec<(UserId, ReadStateRecord)>, StoreError> {
+    /// and have received or read something. Of those, the `limit` most
+    /// recently updated (GetReceipts passes `[presence] max_room_members`),
+    /// newest first, ties in user id order.
+    pub fn receipts(&self, room: RoomId, limit: usize) -> Result<Vec<(UserId, ReadStateRecord)>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let txn = self.db.begin_read()?;
         let states = txn.open_table(READ_STATES)?;
         let memberships = txn.open_table(MEMBERSHIPS)?;
         let users = txn.open_table(USERS)?;
-        let mut receipts = Vec::new();
+        // The newest so far, oldest on top.
+        let mut newest: BinaryHeap<Reverse<Listed>> = BinaryHeap::new();
         for entry in states.range((room.0, 0)..=(room.0, u64::MAX))? {
             let (key, state) = entry?;
             let user = key.value().1;
             let state = state.value();
             if state.read_seq == 0 && state.delivered_seq == 0 {
+                continue;
+            }
+            let candidate = Listed {
+                updated_at_ms: state.updated_at_ms,
+                user: Reverse(user),
+                read_seq: state.read_seq,
+                delivered_seq: state.delivered_seq,
+            };
+            if newest.len() >= limit && newest.peek().is_some_and(|Reverse(oldest)| candidate <= *oldest) {
                 continue;
             }
             if !memberships.get((room.0, user))?.is_some_and(|m| m.value().is_joined()) {
@@ -95,9 +123,18 @@ impl Store {
             if users.get(user)?.is_none_or(|u| u.value().receipts_private) {
                 continue;
             }
-            receipts.push((UserId(user), state));
+            newest.push(Reverse(candidate));
+            if newest.len() > limit {
+                newest.pop();
+            }
         }
-        Ok(receipts)
+        Ok(newest
+            .into_sorted_vec()
+            .into_iter()
+            .map(|Reverse(Listed { updated_at_ms, user: Reverse(user), read_seq, delivered_seq })| {
+                (UserId(user), ReadStateRecord { read_seq, delivered_seq, updated_at_ms })
+            })
+            .collect())
     }
 
     /// Registered users whose name starts with `prefix` (any case), in name

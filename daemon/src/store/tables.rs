@@ -9,7 +9,7 @@ use super::records::*;
 
 /// The schema version this build writes. Older files are migrated on open;
 /// newer ones are refused.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// `meta`: schema version, id counters, secrets.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta_v1");
@@ -46,9 +46,10 @@ pub const MENTIONS: TableDefinition<(u64, u64, u64), ()> = TableDefinition::new(
 pub const THREAD_MESSAGES: TableDefinition<(u64, u64, u64), ()> = TableDefinition::new("thread_messages_v1");
 /// `files`: file id → metadata.
 pub const FILES: TableDefinition<&str, Record<FileRecord>> = TableDefinition::new("files_v1");
-/// `file_rooms`: (file id, room) for every room a file was posted in; who
-/// may download it.
-pub const FILE_ROOMS: TableDefinition<(&str, u64), ()> = TableDefinition::new("file_rooms_v1");
+/// `file_rooms`: (file id, room, seq) for every message (not deleted) a
+/// file is attached to; who may download it. Deleting the message removes
+/// its rows.
+pub const FILE_ROOMS: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("file_rooms_v1");
 
 /// Keys of the `meta` table.
 pub mod meta {

@@ -260,3 +260,68 @@ async fn expired_refresh_tokens_are_swept_and_live_ones_kept() {
     assert!(write(&f, WriteOp::RotateRefresh { presented: [5; 32], grant: grant(44) }).await.is_ok());
     assert_eq!(write(&f, WriteOp::SweepExpiredTokens).await, Ok(OpOutput::Swept { tokens: 0 }));
 }
+
+/// A store written before feature level 2 (schema 1: no message counts, no
+/// read markers) opens with its counts filled in and its members' markers
+/// at the head, so nothing old shows as unread.
+#[tokio::test]
+async fn schema_1_stores_gain_message_counts_and_read_markers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.redb");
+    let (alice, bob, general) = {
+        let store = Store::open(&path).unwrap();
+        let writer = Writer::start(store.database(), Arc::new(Hub::new(store.clone(), 1000, usize::MAX)));
+        let f = Fixture { _dir: tempfile::tempdir().unwrap(), store, writer };
+        let (alice, bob) = (user(&f, "alice").await, user(&f, "bob").await);
+        let general = room(&f, alice, "general", RoomKind::Public).await;
+        write(&f, WriteOp::Join { user: bob, room: general }).await.unwrap();
+        for n in 0..3 {
+            write(&f, send(alice, general, &format!("t{n}"), "hello")).await.unwrap();
+        }
+        f.writer.stop().await;
+        (alice, bob, general)
+    };
+    {
+        // Turn it back into what schema 1 wrote.
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(tables::META)
+            .unwrap()
+            .insert(tables::meta::SCHEMA_VERSION, 1u64.to_be_bytes().as_slice())
+            .unwrap();
+        let mut rooms = txn.open_table(tables::ROOMS).unwrap();
+        let mut record = rooms.get(general.0).unwrap().unwrap().value();
+        record.message_count = 0;
+        rooms.insert(general.0, record).unwrap();
+        drop(rooms);
+        let mut events = txn.open_table(tables::EVENTS).unwrap();
+        for seq in 1..=6 {
+            let mut event = events.get((general.0, seq)).unwrap().unwrap().value();
+            event.messages_through = 0;
+            events.insert((general.0, seq), event).unwrap();
+        }
+        drop(events);
+        txn.open_table(tables::READ_STATES).unwrap().retain(|_, _| false).unwrap();
+        txn.commit().unwrap();
+    }
+
+    let store = Store::open(&path).unwrap();
+    let room = store.room(general).unwrap().unwrap();
+    assert_eq!((room.head_seq, room.message_count), (6, 3));
+    let through: Vec<u64> = store
+        .events(general, crate::ids::Seq(1), crate::ids::Seq(6), 10, false)
+        .unwrap()
+        .into_iter()
+        .map(|(_, event)| event.messages_through)
+        .collect();
+    assert_eq!(through, [0, 0, 0, 1, 2, 3]);
+    let db = store.database();
+    let txn = redb::ReadableDatabase::begin_read(&*db).unwrap();
+    let markers = txn.open_table(tables::READ_STATES).unwrap();
+    for who in [alice, bob] {
+        assert_eq!(markers.get((general.0, who.0)).unwrap().unwrap().value().read_seq, 6, "{who:?}");
+    }
+    let version =
+        txn.open_table(tables::META).unwrap().get(tables::meta::SCHEMA_VERSION).unwrap().unwrap().value().to_vec();
+    assert_eq!(version, tables::SCHEMA_VERSION.to_be_bytes());
+}

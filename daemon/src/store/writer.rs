@@ -77,7 +77,9 @@ pub struct Named {
 #[derive(Clone, Debug)]
 pub struct ReplyTarget {
     pub sender: UserSummary,
-    pub text: String,
+    /// The start of its text as `convert::quote` cuts it (empty once
+    /// deleted).
+    pub quote: String,
     pub deleted: bool,
 }
 
@@ -156,21 +158,23 @@ fn named(txn: &WriteTransaction, room: RoomId, kind: &EventKind) -> Result<Named
         EventKind::MessageEdited(edited) => users.extend(&edited.mentions),
         EventKind::Message(body) => {
             users.extend(&body.mentions);
-            let files = txn.open_table(FILES)?;
-            for id in &body.attachment_ids {
-                if let Some(file) = files.get(id.as_str())?.map(|v| v.value()) {
-                    users.push(file.owner);
-                    named.files.push((id.clone(), file));
+            if !body.attachment_ids.is_empty() {
+                let files = txn.open_table(FILES)?;
+                for id in &body.attachment_ids {
+                    if let Some(file) = files.get(id.as_str())?.map(|v| v.value()) {
+                        users.push(file.owner);
+                        named.files.push((id.clone(), file));
+                    }
                 }
             }
-            drop(files);
             if body.reply_to_seq != 0 {
                 let target = txn.open_table(EVENTS)?.get((room.0, body.reply_to_seq))?.map(|v| v.value());
                 if let Some(EventRecord { sender, kind: Some(EventKind::Message(target)), .. }) = target {
+                    let deleted = target.deleted_at_ms != 0;
                     named.reply_to = Some(ReplyTarget {
                         sender: summary(txn, UserId(sender))?,
-                        deleted: target.deleted_at_ms != 0,
-                        text: target.text,
+                        quote: if deleted { String::new() } else { crate::convert::quote(&target.text) },
+                        deleted,
                     });
                 }
             }

@@ -122,6 +122,9 @@ pub struct User {
     home: tempfile::TempDir,
     pub server: String,
     pub fingerprint: Option<String>,
+    /// `--files-url`, when a test names the daemon's HTTP listener itself
+    /// (QUIC users otherwise learn it from `Welcome.http_url`).
+    pub files_url: Option<String>,
 }
 
 impl User {
@@ -130,6 +133,7 @@ impl User {
             home: tempfile::tempdir().expect("a temporary directory"),
             server: server.into(),
             fingerprint: fingerprint.map(str::to_owned),
+            files_url: None,
         }
     }
 
@@ -139,6 +143,11 @@ impl User {
             Wire::Ws => User::new(daemon.ws_url(), None),
             Wire::Quic => User::new(daemon.quic_url(), Some(&daemon.fingerprint)),
         }
+    }
+
+    /// A directory of this user's own, for files to upload and download.
+    pub fn dir(&self) -> PathBuf {
+        self.home.path().to_path_buf()
     }
 
     pub fn profile_dir(&self) -> PathBuf {
@@ -152,7 +161,7 @@ impl User {
         serde_json::from_str(&text).expect("profile.json is JSON")
     }
 
-    /// `confab --profile DIR [--server URL [--fingerprint HEX]] ARGS...`,
+    /// `confab --profile DIR [--server URL [--fingerprint HEX] [--files-url URL]] ARGS...`,
     /// with no inherited CONFAB_* or RUST_LOG settings and a private home.
     fn command(&self, args: &[&str], explicit_server: bool) -> (Command, String) {
         let mut full: Vec<String> = vec!["--profile".into(), self.profile_dir().display().to_string()];
@@ -161,6 +170,9 @@ impl User {
             if let Some(fingerprint) = &self.fingerprint {
                 full.extend(["--fingerprint".into(), fingerprint.clone()]);
             }
+            if let Some(files_url) = &self.files_url {
+                full.extend(["--files-url".into(), files_url.clone()]);
+            }
         }
         full.extend(args.iter().map(|a| a.to_string()));
         let mut command = Command::new(env!("CARGO_BIN_EXE_confab"));
@@ -168,6 +180,7 @@ impl User {
             .args(&full)
             .env_remove("CONFAB_SERVER")
             .env_remove("CONFAB_PROFILE")
+            .env_remove("CONFAB_FILES_URL")
             .env_remove("RUST_LOG")
             .env("HOME", self.home.path())
             .env("XDG_CONFIG_HOME", self.home.path().join("config"));

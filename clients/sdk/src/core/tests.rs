@@ -97,7 +97,7 @@ impl<R: Answer> Harness<R> {
         let (id, command) = self.sent_one();
         let Command::Hello(hello) = command else { panic!("expected Hello, got {command:?}") };
         assert_eq!(hello.versions, vec![1]);
-        assert_eq!(hello.feature_level, 1);
+        assert_eq!(hello.feature_level, confab_protocol::FEATURE_LEVEL);
         assert_eq!(hello.capabilities, vec!["resume".to_owned(), "guests".to_owned()]);
         assert_eq!(hello.client_name, "test");
         self.reply(id, Body::Welcome(welcome()));
@@ -929,4 +929,95 @@ fn after_a_close_frame_nothing_is_written_and_a_write_failure_waits_for_the_clos
     assert!(h.core.poll_action().is_none());
     h.advance(Duration::from_millis(1));
     assert!(matches!(h.core.poll_action(), Some(Action::Stop(Error::Closed { code: 4503, .. }))));
+}
+
+/// A send with everything a message can carry besides its text.
+fn rich_send(txn: &str) -> Command {
+    Command::SendMessage(v1::SendMessage {
+        room: Some(v1::RoomRef::name("general")),
+        text: String::new(),
+        client_txn_id: txn.into(),
+        reply_to_seq: 4,
+        thread_root_seq: 2,
+        attachment_ids: vec!["0f".repeat(16), "1e".repeat(16)],
+        location: Some(v1::Location { latitude: 48.85, longitude: 2.35, label: "Paris".into() }),
+    })
+}
+
+#[test]
+fn a_rich_send_keeps_its_whole_content_and_its_place_across_refusals_and_reconnects() {
+    let mut h = Harness::logged_in();
+    h.submit(rich_send("txn-1"), 1);
+    let (id, command) = h.sent_one();
+    assert_eq!(command, rich_send("txn-1"));
+    h.reply(id, limited(1000));
+    h.submit(send("txn-2"), 2);
+    // Written but unanswered when the connection drops: the retry is the
+    // same content under the same id, still ahead of the later send.
+    h.advance(Duration::from_secs(1));
+    let commands: Vec<_> = h.sent().into_iter().map(|f| f.command.unwrap()).collect();
+    assert_eq!(commands, vec![rich_send("txn-1"), send("txn-2")]);
+    h.core.on_disconnected();
+    h.connect();
+    h.authenticate_and_resume();
+    let commands: Vec<_> = h.sent().into_iter().map(|f| f.command.unwrap()).collect();
+    assert_eq!(commands, vec![rich_send("txn-1"), send("txn-2")], "whole, and in order (IDEM-5)");
+}
+
+#[test]
+fn edits_and_deletions_are_not_resent_but_state_settings_and_reads_are() {
+    let mut h = Harness::logged_in();
+    let room = || Some(v1::RoomRef::name("general"));
+    h.submit(Command::EditMessage(v1::EditMessage { room: room(), seq: 3, text: "fixed".into() }), 1);
+    h.submit(Command::DeleteMessage(v1::DeleteMessage { room: room(), seq: 3 }), 2);
+    h.submit(Command::React(v1::React { room: room(), seq: 3, emoji: "👍".into(), remove: false }), 3);
+    h.submit(Command::MarkRead(v1::MarkRead { room: room(), seq: 3 }), 4);
+    h.submit(Command::GetThread(v1::GetThread { room: room(), root_seq: 3, ..Default::default() }), 5);
+    h.submit(Command::GetProfile(v1::GetProfile { username: "bob".into() }), 6);
+    assert_eq!(h.sent().len(), 6);
+    h.core.on_disconnected();
+    let replies = h.replies();
+    let lost: Vec<u32> = replies.iter().map(|(tag, _)| *tag).collect();
+    assert_eq!(lost, vec![1, 2], "{replies:?}");
+    assert!(replies.iter().all(|(_, result)| matches!(result, Err(Error::ConnectionLost))));
+    h.connect();
+    h.authenticate_and_resume();
+    let again: Vec<_> = h.sent().into_iter().map(|f| f.command.unwrap()).collect();
+    assert!(matches!(
+        &again[..],
+        [Command::React(_), Command::MarkRead(_), Command::GetThread(_), Command::GetProfile(_)]
+    ));
+}
+
+#[test]
+fn state_pushes_become_events_and_are_dropped_when_the_application_is_behind() {
+    let mut h = Harness::with_config(|c| c.max_buffered_events = 5);
+    h.connect();
+    h.events();
+    let user = Some(v1::User { user_id: 6, name: "bob".into(), ..Default::default() });
+    h.push(Some(Body::ReadState(v1::ReadState { room_id: 1, read_seq: 9, unread_count: 2, mention_count: 1 })));
+    h.push(Some(Body::Receipt(v1::Receipt { room_id: 1, user: user.clone(), read_seq: 9, ..Default::default() })));
+    h.push(Some(Body::Typing(v1::Typing { room_id: 1, user: user.clone(), typing: true, expires_in_ms: 5000 })));
+    h.push(Some(Body::Presence(v1::Presence {
+        user: user.clone(),
+        state: v1::PresenceState::Away as i32,
+        ..Default::default()
+    })));
+    h.push(Some(Body::Notification(v1::Notification { room_id: 1, seq: 10, sender: user, ..Default::default() })));
+    h.push(Some(Body::Typing(v1::Typing { room_id: 1, typing: false, ..Default::default() })));
+    let events = h.events();
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::ReadState(v1::ReadState { read_seq: 9, unread_count: 2, .. }),
+                Event::Receipt(_),
+                Event::Typing(v1::Typing { typing: true, .. }),
+                Event::Presence(_),
+                Event::Notification(v1::Notification { seq: 10, .. }),
+            ]
+        ),
+        "the sixth push found the buffer full: {events:?}"
+    );
+    assert!(h.core.poll_action().is_none());
 }

@@ -3,7 +3,6 @@
 //! current state at its (room, seq) and appends the event that says what
 //! changed.
 
-use confab_protocol::markup;
 use redb::{ReadableTable as _, WriteTransaction};
 use sha2::{Digest, Sha256};
 
@@ -43,7 +42,9 @@ impl MessageContent {
 
     /// What a retry must repeat: the SHA-256 of the text alone for a plain
     /// text message (as stored before replies existed), else of the text
-    /// and every other part of the content, length-prefixed.
+    /// and every other part of the content, each part after its own tag
+    /// byte and every variable part length- or count-prefixed, so no two
+    /// different contents hash the same input.
     fn digest(&self) -> Vec<u8> {
         let plain = self.reply_to_seq == 0
             && self.thread_root_seq == 0
@@ -54,20 +55,30 @@ impl MessageContent {
         }
         let mut hash = Sha256::new();
         hash.update(b"confab message content v1\0");
-        let mut bytes = |b: &[u8]| {
+        let bytes = |hash: &mut Sha256, b: &[u8]| {
             hash.update((b.len() as u64).to_be_bytes());
             hash.update(b);
         };
-        bytes(self.text.as_bytes());
-        bytes(&self.reply_to_seq.to_be_bytes());
-        bytes(&self.thread_root_seq.to_be_bytes());
+        hash.update(b"T");
+        bytes(&mut hash, self.text.as_bytes());
+        hash.update(b"R");
+        hash.update(self.reply_to_seq.to_be_bytes());
+        hash.update(b"H");
+        hash.update(self.thread_root_seq.to_be_bytes());
+        hash.update(b"A");
+        hash.update((self.attachment_ids.len() as u64).to_be_bytes());
         for id in &self.attachment_ids {
-            bytes(id.as_bytes());
+            bytes(&mut hash, id.as_bytes());
         }
-        if let Some(location) = &self.location {
-            bytes(&location.latitude.to_bits().to_be_bytes());
-            bytes(&location.longitude.to_bits().to_be_bytes());
-            bytes(location.label.as_bytes());
+        hash.update(b"L");
+        match &self.location {
+            None => hash.update([0]),
+            Some(location) => {
+                hash.update([1]);
+                hash.update(location.latitude.to_bits().to_be_bytes());
+                hash.update(location.longitude.to_bits().to_be_bytes());
+                bytes(&mut hash, location.label.as_bytes());
+            }
         }
         hash.finalize().to_vec()
     }
@@ -136,6 +147,9 @@ fn resolve_mentions(
     names: &[String],
     guests: &[UserId],
 ) -> Result<Vec<u64>, StoreError> {
+    if names.is_empty() && guests.is_empty() {
+        return Ok(Vec::new());
+    }
     let user_names = txn.open_table(USER_NAMES)?;
     let memberships = txn.open_table(MEMBERSHIPS)?;
     let mut found: Vec<u64> = Vec::new();
@@ -151,37 +165,6 @@ fn resolve_mentions(
     Ok(found)
 }
 
-/// Guests joined to a public room of at most [`MAX_ROOM_MENTION_MEMBERS`]
-/// members whose name is among `names`. (An edit carries no guest hints:
-/// the writer cannot ask the session which guest holds a name.)
-fn guests_named(
-    txn: &WriteTransaction,
-    room: RoomId,
-    record: &RoomRecord,
-    names: &[String],
-) -> Result<Vec<UserId>, StoreError> {
-    if names.is_empty() || record.kind() != RoomKind::Public || record.joined_count > MAX_ROOM_MENTION_MEMBERS {
-        return Ok(Vec::new());
-    }
-    let memberships = txn.open_table(MEMBERSHIPS)?;
-    let users = txn.open_table(USERS)?;
-    let mut found = Vec::new();
-    for entry in memberships.range((room.0, 0)..=(room.0, u64::MAX))? {
-        let (key, member) = entry?;
-        let user = key.value().1;
-        if !member.value().is_joined() {
-            continue;
-        }
-        if let Some(record) = users.get(user)?.map(|v| v.value())
-            && record.is_guest()
-            && names.contains(&record.name)
-        {
-            found.push(UserId(user));
-        }
-    }
-    Ok(found)
-}
-
 /// Writes the mention rows of the message at `seq`: one per mentioned
 /// member, or per joined member for `@room`, never the sender's own.
 fn write_mentions(
@@ -192,6 +175,9 @@ fn write_mentions(
     mentions: &[u64],
     mentions_room: bool,
 ) -> Result<(), StoreError> {
+    if mentions.is_empty() && !mentions_room {
+        return Ok(());
+    }
     let mut rows = txn.open_table(MENTIONS)?;
     if mentions_room {
         let memberships = txn.open_table(MEMBERSHIPS)?;
@@ -220,6 +206,9 @@ fn remove_mentions(
     mentions: &[u64],
     mentions_room: bool,
 ) -> Result<(), StoreError> {
+    if mentions.is_empty() && !mentions_room {
+        return Ok(());
+    }
     let mut rows = txn.open_table(MENTIONS)?;
     if mentions_room {
         let memberships = txn.open_table(MEMBERSHIPS)?;
@@ -268,7 +257,7 @@ pub(super) fn send(
         }
         root = Some(body);
     }
-    {
+    if !content.attachment_ids.is_empty() {
         let files = txn.open_table(FILES)?;
         for id in &content.attachment_ids {
             let file = files.get(id.as_str())?.map(|v| v.value());
@@ -310,10 +299,10 @@ pub(super) fn send(
         }
         store_body(txn, room, content.thread_root_seq, root)?;
     }
-    {
+    if !attachments.is_empty() {
         let mut file_rooms = txn.open_table(FILE_ROOMS)?;
         for id in &attachments {
-            file_rooms.insert((id.as_str(), room.0), ())?;
+            file_rooms.insert((id.as_str(), room.0, seq), ())?;
         }
     }
     txn.open_table(TXNS)?
@@ -328,6 +317,10 @@ pub(super) fn send(
     Ok(Ok(OpOutput::Sent { room, epoch: actor.room.epoch, seq, time_ms: now, duplicate: false }))
 }
 
+/// Replaces the text of the message at `seq`. `mention_names`,
+/// `mention_guests` and `mentions_room` are what the session parsed from
+/// `text`, as for a send.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn edit(
     txn: &WriteTransaction,
     batch: &mut Batch,
@@ -335,6 +328,9 @@ pub(super) fn edit(
     room: RoomId,
     seq: u64,
     text: String,
+    mention_names: Vec<String>,
+    mention_guests: Vec<UserId>,
+    mentions_room: bool,
 ) -> Result<OpResult, StoreError> {
     let actor = match actor(txn, room, user)? {
         Ok(actor) => actor,
@@ -349,23 +345,18 @@ pub(super) fn edit(
     if text.trim().is_empty() && body.attachment_ids.is_empty() && body.location.is_none() {
         return Ok(Err(Refusal::Invalid("text must not be empty".into())));
     }
-    let parsed = markup::mentions(&text);
-    if parsed.room
-        && let Some(refusal) = room_mention_refusal(&actor)
-    {
+    if mentions_room && let Some(refusal) = room_mention_refusal(&actor) {
         return Ok(Err(refusal));
     }
-    let guests = guests_named(txn, room, &actor.room, &parsed.names)?;
-    let mentions = resolve_mentions(txn, room, &parsed.names, &guests)?;
-    let edited =
-        MessageEdited { target_seq: seq, text: text.clone(), mentions: mentions.clone(), mentions_room: parsed.room };
+    let mentions = resolve_mentions(txn, room, &mention_names, &mention_guests)?;
+    let edited = MessageEdited { target_seq: seq, text: text.clone(), mentions: mentions.clone(), mentions_room };
     let edit_seq = batch.append(txn, room, user, EventKind::MessageEdited(edited))?;
     // The rows follow the text: those it no longer mentions lose theirs.
     remove_mentions(txn, room, seq, &body.mentions, body.mentions_room)?;
-    write_mentions(txn, room, seq, user, &mentions, parsed.room)?;
+    write_mentions(txn, room, seq, user, &mentions, mentions_room)?;
     body.text = text;
     body.mentions = mentions;
-    body.mentions_room = parsed.room;
+    body.mentions_room = mentions_room;
     body.edited_at_ms = batch.now_ms;
     body.edit_seqs.push(edit_seq);
     store_body(txn, room, seq, body)?;
@@ -386,8 +377,15 @@ pub(super) fn delete(
     let Some((author, mut body)) = live_message(txn, room, seq)? else {
         return Ok(Err(Refusal::MessageNotFound("no such message in this room")));
     };
-    if author != user.0 && actor.role < Role::Moderator {
-        return Ok(Err(Refusal::Forbidden("only the author or a moderator can delete a message")));
+    if author != user.0 {
+        // Both participants of a direct conversation are its owners; neither
+        // erases what the other said.
+        if actor.room.kind() == RoomKind::Direct {
+            return Ok(Err(Refusal::Forbidden("in a direct conversation only the author can delete a message")));
+        }
+        if actor.role < Role::Moderator {
+            return Ok(Err(Refusal::Forbidden("only the author or a moderator can delete a message")));
+        }
     }
     let deleted_seq = batch.append(txn, room, user, EventKind::MessageDeleted(Target { target_seq: seq }))?;
     // Whoever the message mentions loses the mention row (earlier edits'
@@ -410,6 +408,14 @@ pub(super) fn delete(
         }
     }
     remove_mentions(txn, room, seq, &mentioned, mentioned_room)?;
+    // Its attachments are no longer shown to the room: they stay the
+    // owner's, and visible through other messages they are attached to.
+    if !body.attachment_ids.is_empty() {
+        let mut file_rooms = txn.open_table(FILE_ROOMS)?;
+        for id in &body.attachment_ids {
+            file_rooms.remove((id.as_str(), room.0, seq))?;
+        }
+    }
     body.text.clear();
     body.mentions_room = false;
     body.attachment_ids.clear();
@@ -467,4 +473,62 @@ pub(super) fn react(
     let event_seq = batch.append(txn, room, user, kind)?;
     store_body(txn, room, seq, body)?;
     Ok(Ok(OpOutput::Sent { room, epoch, seq: event_seq, time_ms: batch.now_ms, duplicate: false }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_text_digest_is_the_sha256_of_the_text() {
+        let content = MessageContent::text("hello");
+        assert_eq!(content.digest(), Sha256::digest(b"hello").to_vec());
+        // Mentions are read from the text; they do not change the digest.
+        let mentioning = MessageContent { mention_names: vec!["bob".into()], ..MessageContent::text("hello") };
+        assert_eq!(mentioning.digest(), content.digest());
+    }
+
+    #[test]
+    fn different_contents_have_different_digests() {
+        // Bytes that read both as an attachment id and as a coordinate's bits.
+        let bits = |b: &[u8; 8]| f64::from_bits(u64::from_be_bytes(*b));
+        let as_attachments = MessageContent {
+            attachment_ids: vec!["aaaaaaaa".into(), "bbbbbbbb".into(), "here".into()],
+            ..MessageContent::text("x")
+        };
+        let as_location = MessageContent {
+            location: Some(LocationRecord {
+                latitude: bits(b"aaaaaaaa"),
+                longitude: bits(b"bbbbbbbb"),
+                label: "here".into(),
+            }),
+            ..MessageContent::text("x")
+        };
+        let reply = MessageContent { reply_to_seq: 7, ..MessageContent::text("x") };
+        let thread = MessageContent { thread_root_seq: 7, ..MessageContent::text("x") };
+        let split = |ids: &[&str]| MessageContent {
+            attachment_ids: ids.iter().map(|id| id.to_string()).collect(),
+            ..MessageContent::text("x")
+        };
+        let empty_label = MessageContent {
+            location: Some(LocationRecord { latitude: 1.0, longitude: 2.0, label: String::new() }),
+            ..MessageContent::text("x")
+        };
+        let digests = [
+            as_attachments.digest(),
+            as_location.digest(),
+            reply.digest(),
+            thread.digest(),
+            split(&["ab", "c"]).digest(),
+            split(&["a", "bc"]).digest(),
+            split(&["abc"]).digest(),
+            empty_label.digest(),
+            MessageContent::text("x").digest(),
+        ];
+        for (i, a) in digests.iter().enumerate() {
+            for b in &digests[i + 1..] {
+                assert_ne!(a, b, "digest {i} aliases another");
+            }
+        }
+    }
 }

@@ -9,10 +9,17 @@
 //! `prepare` before committing, so a room never has committed events the
 //! hub neither published nor knows to be in flight.
 //!
-//! The hub also sends the pushes that are not log events: read states and
-//! receipts after a batch commits, notifications for new messages, typing,
-//! and presence (which it tracks: a user is present while one of their
-//! sessions is resumed).
+//! The hub also sends the pushes that are not log events (`notify`: read
+//! states, receipts, notifications for new messages, typing) and tracks
+//! presence (`presence`: a user is present while one of their sessions is
+//! resumed). Apart from `Resume`, which must read memberships and replay
+//! under the lock, and a room's first notification (which loads the room's
+//! levels once), nothing reads the store while holding the hub's lock: what
+//! a push needs from the store is read before, so `publish` never waits
+//! for a disk read.
+
+mod notify;
+mod presence;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -26,11 +33,11 @@ use crate::{
     convert,
     ids::{Epoch, RoomId, Seq, UserId},
     outbox::Outbox,
-    store::{AppendedEvent, EventKind, MembershipState, Notice, NotificationLevel, Store, StoreError, now_ms},
+    store::{AppendedEvent, EventKind, MembershipState, Store, StoreError},
 };
 
-/// Characters of a message a notification carries.
-const EXCERPT_CHARS: usize = 100;
+use notify::RoomNotifications;
+use presence::Shown;
 
 /// Identifies one connection's session.
 pub type SessionId = u64;
@@ -57,23 +64,6 @@ struct RoomEntry {
     subscribers: HashSet<SessionId>,
 }
 
-/// What a room's notifications need, loaded from the store at the room's
-/// first message and kept current by the events and notices that change it.
-struct RoomNotifications {
-    room_name: String,
-    /// DEFAULT means ALL here (direct rooms and groups).
-    default_all: bool,
-    /// Joined members whose level is not DEFAULT.
-    levels: HashMap<UserId, NotificationLevel>,
-}
-
-/// A user's presence as last pushed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Shown {
-    state: v1::PresenceState,
-    status_text: String,
-}
-
 #[derive(Default)]
 struct State {
     sessions: HashMap<SessionId, SessionEntry>,
@@ -82,8 +72,9 @@ struct State {
     notifications: HashMap<RoomId, RoomNotifications>,
     /// Present users (a resumed session): their presence as last pushed.
     shown: HashMap<UserId, Shown>,
-    /// When users' last sessions ended since the daemon started (the store
-    /// has it too, a moment later: `SetLastSeen`). At most one per user.
+    /// When users' last sessions ended, until the store has it too
+    /// (`SetLastSeen`, written just after; `Hub::last_seen_stored` drops
+    /// the entry then). At most one per user.
     last_seen: HashMap<UserId, u64>,
 }
 
@@ -93,6 +84,11 @@ pub struct Hub {
     /// Encoded bytes one room's replay may queue; beyond it, RESET.
     max_resume_bytes: usize,
     state: Mutex<State>,
+    /// Taken by presence refreshes for their whole run (store reads, then
+    /// the hub's lock), so they run one at a time and the last one pushes
+    /// what the store holds after every write that asked for one. Never
+    /// taken while holding `state`.
+    presence_turn: Mutex<()>,
 }
 
 /// An event encoded lazily, once per encoding, for all its recipients.
@@ -127,7 +123,13 @@ pub fn push(body: v1::server_frame::Body) -> v1::ServerFrame {
 
 impl Hub {
     pub fn new(store: Store, max_resume_events: u64, max_resume_bytes: usize) -> Self {
-        Self { store, max_resume_events, max_resume_bytes, state: Mutex::new(State::default()) }
+        Self {
+            store,
+            max_resume_events,
+            max_resume_bytes,
+            state: Mutex::new(State::default()),
+            presence_turn: Mutex::new(()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -143,7 +145,8 @@ impl Hub {
         }
     }
 
-    /// Delivers committed events, in order, to the sessions following them.
+    /// Delivers committed events, in order, to the sessions following them
+    /// (and a new message's notifications).
     pub fn publish(&self, events: &[AppendedEvent]) {
         let mut state = self.lock();
         let state = &mut *state;
@@ -193,258 +196,8 @@ impl Hub {
                 }
                 _ => {}
             }
-            // Keep the notification settings current: a member who joins
-            // (again) starts at DEFAULT, one who leaves has none.
-            match kind {
-                Some(EventKind::MemberJoined(_) | EventKind::MemberLeft(_)) => {
-                    if let Some(notifications) = state.notifications.get_mut(&room) {
-                        notifications.levels.remove(&appended.sender.id);
-                    }
-                }
-                Some(EventKind::RoomUpdated(updated)) => {
-                    if let (Some(name), Some(notifications)) = (&updated.name, state.notifications.get_mut(&room)) {
-                        notifications.room_name = name.clone();
-                    }
-                }
-                Some(EventKind::Message(body)) if !entry.subscribers.is_empty() => {
-                    let notifications = match state.notifications.entry(room) {
-                        std::collections::hash_map::Entry::Occupied(found) => found.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(vacant) => {
-                            match self.store.notification_levels(room) {
-                                Ok(Some((record, levels))) => vacant.insert(RoomNotifications {
-                                    default_all: record.notifies_all_by_default(),
-                                    room_name: record.name,
-                                    levels: levels.into_iter().collect(),
-                                }),
-                                Ok(None) => continue,
-                                Err(error) => {
-                                    tracing::error!(%error, room = room.0, "no notifications: reading the room failed");
-                                    continue;
-                                }
-                            }
-                        }
-                    };
-                    let mut frames: HashMap<v1::NotificationReason, SharedEvent> = HashMap::new();
-                    for id in &entry.subscribers {
-                        let Some(session) = state.sessions.get(id) else { continue };
-                        let subscriber = &session.subscriber;
-                        if subscriber.user == appended.sender.id {
-                            continue;
-                        }
-                        let reason = if body.mentions.contains(&subscriber.user.0) {
-                            v1::NotificationReason::ReasonMention
-                        } else if body.mentions_room {
-                            v1::NotificationReason::ReasonRoomMention
-                        } else {
-                            v1::NotificationReason::ReasonMessage
-                        };
-                        let level = notifications
-                            .levels
-                            .get(&subscriber.user)
-                            .copied()
-                            .unwrap_or(NotificationLevel::Default)
-                            .resolve(notifications.default_all);
-                        let wanted = match level {
-                            NotificationLevel::None => false,
-                            NotificationLevel::Mentions => reason != v1::NotificationReason::ReasonMessage,
-                            NotificationLevel::All | NotificationLevel::Default => true,
-                        };
-                        if wanted {
-                            let frame = frames.entry(reason).or_insert_with(|| {
-                                SharedEvent::frame(push(v1::server_frame::Body::Notification(v1::Notification {
-                                    room_id: room.0,
-                                    seq: appended.seq,
-                                    sender: sender.clone(),
-                                    reason: reason as i32,
-                                    excerpt: body.text.chars().take(EXCERPT_CHARS).collect(),
-                                    room_name: notifications.room_name.clone(),
-                                })))
-                            });
-                            subscriber.outbox.push(frame.bytes(subscriber.encoding));
-                        }
-                    }
-                }
-                _ => {}
-            }
+            self.keep_notifications(&mut state.notifications, &state.sessions, entry, appended, &sender);
         }
-    }
-
-    /// Delivers the pushes of a committed batch that are not room events.
-    pub fn notify(&self, notices: &[Notice]) {
-        let mut state = self.lock();
-        let state = &mut *state;
-        for notice in notices {
-            match notice {
-                Notice::PositionMoved { origin, user, room, read_moved, record, shared, unread, mentions } => {
-                    if *read_moved && let Some(sessions) = state.users.get(user) {
-                        let mut frame = SharedEvent::frame(push(v1::server_frame::Body::ReadState(v1::ReadState {
-                            room_id: room.0,
-                            read_seq: record.read_seq,
-                            unread_count: *unread,
-                            mention_count: *mentions,
-                        })));
-                        deliver(&state.sessions, sessions.iter().filter(|id| *id != origin), &mut frame);
-                    }
-                    let Some(entry) = state.rooms.get(room).filter(|e| !e.subscribers.is_empty()) else { continue };
-                    if !shared {
-                        continue;
-                    }
-                    let user = match convert::UserLookup::new(&self.store).get(user.0) {
-                        Ok(summary) => convert::user(&summary),
-                        Err(error) => {
-                            tracing::error!(%error, "no receipt push: reading the user failed");
-                            continue;
-                        }
-                    };
-                    let mut frame = SharedEvent::frame(push(v1::server_frame::Body::Receipt(v1::Receipt {
-                        room_id: room.0,
-                        user: Some(user),
-                        delivered_seq: record.delivered_seq,
-                        read_seq: record.read_seq,
-                        updated_at_ms: record.updated_at_ms,
-                    })));
-                    deliver(&state.sessions, entry.subscribers.iter(), &mut frame);
-                }
-                Notice::NotificationLevelSet { user, room, level } => {
-                    if let Some(notifications) = state.notifications.get_mut(room) {
-                        if *level == NotificationLevel::Default {
-                            notifications.levels.remove(user);
-                        } else {
-                            notifications.levels.insert(*user, *level);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Tells the room's followers, except the typist's own sessions, that
-    /// `user` started or stopped typing.
-    pub fn typing(&self, room: RoomId, user: v1::User, typing: bool, expires_in_ms: u32) {
-        let state = self.lock();
-        let Some(entry) = state.rooms.get(&room) else { return };
-        let typist = UserId(user.user_id);
-        let mut frame = SharedEvent::frame(push(v1::server_frame::Body::Typing(v1::Typing {
-            room_id: room.0,
-            user: Some(user),
-            typing,
-            expires_in_ms,
-        })));
-        let others =
-            entry.subscribers.iter().filter(|id| state.sessions.get(id).is_some_and(|s| s.subscriber.user != typist));
-        deliver(&state.sessions, others, &mut frame);
-    }
-
-    /// Marks a resumed session's device idle or not. False when the session
-    /// is not resumed (it counts for presence only once it is).
-    pub fn set_device_away(&self, session: SessionId, away: bool) -> bool {
-        match self.lock().sessions.get_mut(&session) {
-            Some(entry) => {
-                entry.away = away;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// `user`'s presence as others see it: their state, and when their last
-    /// session ended (0 while they have one). `record` is their stored
-    /// record.
-    pub fn presence(&self, user: UserId, record: &crate::store::UserRecord) -> (v1::PresenceState, u64) {
-        let state = self.lock();
-        let shown = aggregate(&state, user, record.away);
-        let last_seen = match shown {
-            v1::PresenceState::Offline => record.last_seen_ms.max(state.last_seen.get(&user).copied().unwrap_or(0)),
-            _ => 0,
-        };
-        (shown, last_seen)
-    }
-
-    /// Recomputes `user`'s presence from their sessions and stored choice,
-    /// and pushes it where it travels when it changed (or, with `force`, in
-    /// any case: the status text changed). `max_room_members`: presence
-    /// travels through rooms of at most this many members.
-    pub fn refresh_presence(&self, user: UserId, max_room_members: u32, force: bool) -> Result<(), StoreError> {
-        self.refresh_presence_locked(&mut self.lock(), user, max_room_members, force)
-    }
-
-    fn refresh_presence_locked(
-        &self,
-        state: &mut State,
-        user: UserId,
-        max_room_members: u32,
-        force: bool,
-    ) -> Result<(), StoreError> {
-        let record = self.store.user(user)?.unwrap_or_default();
-        let now = Shown { state: aggregate(state, user, record.away), status_text: record.status_text.clone() };
-        let before = state.shown.get(&user).cloned();
-        let (changed, last_seen_ms) = match now.state {
-            v1::PresenceState::Offline => {
-                state.shown.remove(&user);
-                (before.is_some(), record.last_seen_ms.max(state.last_seen.get(&user).copied().unwrap_or(0)))
-            }
-            _ => {
-                state.shown.insert(user, now.clone());
-                state.last_seen.remove(&user);
-                (before.as_ref() != Some(&now), 0)
-            }
-        };
-        if changed || force {
-            self.push_presence(state, user, now, last_seen_ms, max_room_members)?;
-        }
-        Ok(())
-    }
-
-    /// Sends `user`'s presence to every resumed session of every user who
-    /// shares a small enough joined room with them, their own included.
-    fn push_presence(
-        &self,
-        state: &State,
-        user: UserId,
-        shown: Shown,
-        last_seen_ms: u64,
-        max_room_members: u32,
-    ) -> Result<(), StoreError> {
-        let mut audience: HashSet<SessionId> = state.users.get(&user).cloned().unwrap_or_default();
-        for room in self.store.small_joined_rooms(user, max_room_members)? {
-            if let Some(entry) = state.rooms.get(&room) {
-                audience.extend(entry.subscribers.iter().copied());
-            }
-        }
-        if audience.is_empty() {
-            return Ok(());
-        }
-        let summary = convert::UserLookup::new(&self.store).get(user.0)?;
-        let mut frame = SharedEvent::frame(push(v1::server_frame::Body::Presence(v1::Presence {
-            user: Some(convert::user(&summary)),
-            state: shown.state as i32,
-            status_text: shown.status_text,
-            last_seen_ms,
-        })));
-        deliver(&state.sessions, audience.iter(), &mut frame);
-        Ok(())
-    }
-
-    /// Stops all delivery to a session that ended (or logged out). When it
-    /// was its user's last resumed session, the user goes offline: answers
-    /// when, for the caller to store (`SetLastSeen`).
-    pub fn depart(&self, session: SessionId, max_room_members: u32) -> Option<u64> {
-        let mut state = self.lock();
-        let user = state.sessions.get(&session).map(|entry| entry.subscriber.user)?;
-        detach(&mut state, session);
-        let ended = if state.users.contains_key(&user) {
-            None
-        } else {
-            let at = now_ms();
-            state.last_seen.insert(user, at);
-            Some(at)
-        };
-        // Offline now, or still present elsewhere, where the session that
-        // ended may have been the only one awake (or away).
-        if let Err(error) = self.refresh_presence_locked(&mut state, user, max_room_members, false) {
-            tracing::error!(%error, "no presence push: reading the user failed");
-        }
-        ended
     }
 
     /// Starts (or restarts) delivery to `subscriber` from `positions`,
@@ -543,19 +296,6 @@ fn deliver<'a>(
             let subscriber = &session.subscriber;
             subscriber.outbox.push(frame.bytes(subscriber.encoding));
         }
-    }
-}
-
-/// A user's presence from their resumed sessions and whether they chose
-/// AWAY everywhere.
-fn aggregate(state: &State, user: UserId, chose_away: bool) -> v1::PresenceState {
-    let mut sessions = state.users.get(&user).into_iter().flatten().filter_map(|id| state.sessions.get(id)).peekable();
-    if sessions.peek().is_none() {
-        v1::PresenceState::Offline
-    } else if chose_away || sessions.all(|session| session.away) {
-        v1::PresenceState::Away
-    } else {
-        v1::PresenceState::Online
     }
 }
 
@@ -703,17 +443,17 @@ mod tests {
         (user, room)
     }
 
-    /// Closes `outbox` and returns the sequence numbers of the events in it
-    /// (other pushes, such as the sender's read states, are skipped).
+    /// Closes `outbox` and returns the sequence numbers of the events in it,
+    /// which must hold nothing else: these tests resume without a presence
+    /// refresh, and a send pushes its sender no read state nor notification.
     async fn delivered(outbox: &Outbox, encoding: Encoding) -> Vec<u64> {
         outbox.close(v1::Close::default());
         let mut frames = Vec::new();
         assert!(matches!(outbox.drain(&mut frames).await, Drained::Close(_)));
         frames
             .iter()
-            .filter_map(|bytes| match codec::decode::<v1::ServerFrame>(bytes, encoding).unwrap().body {
-                Some(v1::server_frame::Body::Event(event)) => Some(event.seq),
-                Some(v1::server_frame::Body::ReadState(_) | v1::server_frame::Body::Presence(_)) => None,
+            .map(|bytes| match codec::decode::<v1::ServerFrame>(bytes, encoding).unwrap().body {
+                Some(v1::server_frame::Body::Event(event)) => event.seq,
                 other => panic!("{other:?}"),
             })
             .collect()
