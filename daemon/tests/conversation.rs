@@ -239,10 +239,17 @@ async fn deletions_leave_a_tombstone_and_erase_the_text_from_the_store() {
         other => panic!("{other:?}"),
     }
 
+    // A retry of the deleted send is answered as the same send, whatever
+    // it says: nothing is kept to compare it with.
+    let txn_id = tombstone.client_txn_id.clone();
+    let retried = alice.send_with_txn("general", "something else", &txn_id).await.unwrap();
+    assert_eq!((retried.seq, retried.duplicate), (mine, true));
+
     // Nothing of the text is left in the stored records, nor its mention
-    // (the one that stays is another message's).
+    // (the one that stays is another message's), nor a digest of it.
     alice.send("general", "@carol, another").await.unwrap();
     let carol_id = carol.user().unwrap().user_id;
+    let alice_id = alice.user().unwrap().user_id;
     td.stop().await;
     let store = confabd::store::Store::open(&td.dir.path().join("confab.redb")).unwrap();
     let head = store.room(room).unwrap().unwrap().head_seq;
@@ -256,6 +263,8 @@ async fn deletions_leave_a_tombstone_and_erase_the_text_from_the_store() {
     }
     let position = store.position(room, confabd::ids::UserId(carol_id)).unwrap().unwrap();
     assert_eq!(position.mentions, 1, "the deleted message's mention is gone");
+    let claimed = store.txn(confabd::ids::UserId(alice_id), &txn_id).unwrap().expect("the txn id stays claimed");
+    assert!(claimed.text_digest.is_empty(), "no digest of the deleted text stays");
 }
 
 #[tokio::test]

@@ -392,7 +392,9 @@ pub struct TxnRecord {
     pub seq: u64,
     #[prost(uint64, tag = "3")]
     pub time_ms: u64,
-    /// SHA-256 of the text, to tell a retry from a conflicting reuse.
+    /// SHA-256 of the text (of the whole content for a richer message), to
+    /// tell a retry from a conflicting reuse. Emptied when the message is
+    /// deleted, so that nothing of its text stays.
     #[prost(bytes = "vec", tag = "4")]
     pub text_digest: Vec<u8>,
 }

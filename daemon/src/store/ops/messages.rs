@@ -234,7 +234,10 @@ pub(super) fn send(
     let digest = content.digest();
     let claimed = txn.open_table(TXNS)?.get((user.0, txn_id.as_str()))?.map(|v| v.value());
     if let Some(claimed) = claimed {
-        if claimed.room_id != room.0 || claimed.text_digest != digest {
+        // A deleted message's digest is erased with its text (`delete`):
+        // any retry of it is then the same send.
+        let erased = claimed.text_digest.is_empty();
+        if claimed.room_id != room.0 || (!erased && claimed.text_digest != digest) {
             return Ok(Err(Refusal::TxnConflict));
         }
         let epoch = room_record(txn, room)?.map(|r| r.epoch).unwrap_or(1);
@@ -414,6 +417,16 @@ pub(super) fn delete(
         let mut file_rooms = txn.open_table(FILE_ROOMS)?;
         for id in &body.attachment_ids {
             file_rooms.remove((id.as_str(), room.0, seq))?;
+        }
+    }
+    // Not even a digest of the text stays: a short text's SHA-256 gives it
+    // away.
+    if !body.client_txn_id.is_empty() {
+        let mut txns = txn.open_table(TXNS)?;
+        let claimed = txns.get((author, body.client_txn_id.as_str()))?.map(|v| v.value());
+        if let Some(mut claimed) = claimed {
+            claimed.text_digest.clear();
+            txns.insert((author, body.client_txn_id.as_str()), claimed)?;
         }
     }
     body.text.clear();
