@@ -130,7 +130,9 @@ async fn run_with(ctx: &mut Context, client: &Client, command: Command) -> anyho
             client.set_presence(state, status.as_deref(), this_device).await?;
             let what = if away { "away" } else { "online" };
             let device = if this_device { " on this device" } else { "" };
-            ctx.output.done(what, || format!("You are {what}{device}."));
+            ctx.output.done(what, || {
+                format!("You are {what}{device} (shown while one of your clients follows the rooms, such as `tail`).")
+            });
         }
         Command::Typing { room, stop } => {
             let target = target(client, &room).await?;

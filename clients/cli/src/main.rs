@@ -182,6 +182,7 @@ enum CliCommand {
         /// The room: NAME or #NAME, or @USER for the direct conversation with USER
         room: String,
         /// The message's sequence number (shown as #SEQ by `history`)
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
         seq: u64,
         /// The new text (several words are joined with spaces)
         #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
@@ -192,6 +193,7 @@ enum CliCommand {
         /// The room: NAME or #NAME, or @USER for the direct conversation with USER
         room: String,
         /// The message's sequence number
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
         seq: u64,
     },
     /// React to a message with an emoji (or take your reaction back)
@@ -199,6 +201,7 @@ enum CliCommand {
         /// The room: NAME or #NAME, or @USER for the direct conversation with USER
         room: String,
         /// The message's sequence number
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
         seq: u64,
         /// One emoji, such as 👍
         emoji: String,
@@ -211,6 +214,7 @@ enum CliCommand {
         /// The room: NAME or #NAME, or @USER for the direct conversation with USER
         room: String,
         /// The sequence number of the message to answer
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
         seq: u64,
         /// The answer (several words are joined with spaces)
         #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
@@ -221,6 +225,7 @@ enum CliCommand {
         /// The room: NAME or #NAME, or @USER for the direct conversation with USER
         room: String,
         /// The sequence number of the thread's first message (its root)
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
         root_seq: u64,
         /// Post this into the thread instead of showing it (several words
         /// are joined with spaces)
@@ -236,6 +241,7 @@ enum CliCommand {
         /// The room: NAME or #NAME, or @USER for the direct conversation with USER
         room: String,
         /// Read up to this sequence number [default: the newest event]
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
         seq: Option<u64>,
     },
     /// Upload a file and send a message carrying it
@@ -269,7 +275,10 @@ enum CliCommand {
         #[command(subcommand)]
         what: SearchCommand,
     },
-    /// Say whether you are here (online) or away, and set your status
+    /// Say whether you are here (online) or away, and set your status.
+    /// Others see you online or away while one of your clients follows the
+    /// rooms (`tail`, an interactive client), offline with a last-seen time
+    /// otherwise; your choice and status text are kept.
     Presence {
         #[arg(value_enum)]
         state: PresenceArg,
@@ -491,22 +500,36 @@ fn parse_location(text: &str) -> Result<(f64, f64), String> {
 fn main() -> ExitCode {
     // Usage errors exit with 2 (clap), --help and --version with 0.
     let cli = Cli::parse();
+    let json = cli.json;
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
-        Err(error) => return fail(anyhow::anyhow!(error).context("cannot start the async runtime")),
+        Err(error) => return fail(anyhow::anyhow!(error).context("cannot start the async runtime"), json),
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(error),
+        Err(error) => fail(error, json),
     }
 }
 
-fn fail(error: anyhow::Error) -> ExitCode {
-    eprintln!("confab: error: {error:#}");
+/// Reports `error` on stderr: a line for people, or with `--json` one
+/// object, `{"error": CODE, "message": ...}`, where CODE is the server's
+/// error code name when the server refused (else null).
+fn fail(error: anyhow::Error, json: bool) -> ExitCode {
+    if json {
+        let code = error.chain().find_map(|cause| match cause.downcast_ref::<confab_sdk::Error>() {
+            Some(confab_sdk::Error::Server(refusal)) => {
+                Some(confab_sdk::v1::ErrorCode::try_from(refusal.code).map_or("UNKNOWN", |c| c.as_str_name()))
+            }
+            _ => None,
+        });
+        eprintln!("{}", serde_json::json!({ "error": code, "message": format!("{error:#}") }));
+    } else {
+        eprintln!("confab: error: {error:#}");
+    }
     ExitCode::FAILURE
 }
 

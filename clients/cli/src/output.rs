@@ -113,15 +113,18 @@ impl Output {
 
     /// The answer to an edit, a deletion or a reaction: the position of the
     /// event it appended (seq 0 and `duplicate` when nothing changed).
+    /// `seq` and the times are null when nothing changed (a reaction made
+    /// or taken back already): no event was appended.
     pub fn changed(&self, what: &str, room_name: &str, target_seq: u64, result: &v1::SendResult, human: String) {
+        let appended = result.seq != 0;
         let value = json!({
             "action": what,
             "room": room_name,
             "room_id": result.room_id,
             "target_seq": target_seq,
-            "seq": result.seq,
-            "time": iso_time(result.server_time_ms),
-            "time_ms": result.server_time_ms,
+            "seq": appended.then_some(result.seq),
+            "time": if appended { iso_time(result.server_time_ms) } else { Value::Null },
+            "time_ms": appended.then_some(result.server_time_ms),
             "duplicate": result.duplicate,
         });
         self.emit(value, || human);

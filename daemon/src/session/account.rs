@@ -13,7 +13,7 @@ use crate::{
     context::Context,
     context::check,
     ids::UserId,
-    store::{OpOutput, Refusal, UserRecord, WriteOp, now_ms},
+    store::{OpOutput, Refusal, UserRecord, UserSummary, WriteOp, now_ms},
 };
 
 const MIN_PASSWORD: usize = 8;
@@ -123,13 +123,17 @@ impl Session {
         })
     }
 
-    /// Moves the session to Authenticated as `identity`.
+    /// Moves the session to Authenticated as `identity`; answers the user
+    /// as others see it (with their profile's display name and avatar).
     fn enter(&mut self, identity: Identity) -> v1::User {
-        let user = v1::User {
-            user_id: identity.user.0,
-            name: identity.name.clone(),
-            guest: identity.guest,
-            ..Default::default()
+        let user = match self.ctx.store.user(identity.user) {
+            Ok(Some(record)) => crate::convert::user(&UserSummary::of(identity.user, &record)),
+            _ => v1::User {
+                user_id: identity.user.0,
+                name: identity.name.clone(),
+                guest: identity.guest,
+                ..Default::default()
+            },
         };
         tracing::Span::current().record("user_id", identity.user.0);
         tracing::info!(guest = identity.guest, "logged in");
@@ -233,7 +237,7 @@ impl Session {
         let record = self.ctx.store.user(user).map_err(internal)?.unwrap_or_default();
         let (access_token, access_expires_at_ms) = self.ctx.auth.access_token(user, &record.name, false, family, now);
         Ok(Body::Auth(v1::AuthResult {
-            user: Some(v1::User { user_id: user.0, name: record.name, guest: false, ..Default::default() }),
+            user: Some(crate::convert::user(&UserSummary::of(user, &record))),
             access_token,
             access_expires_at_ms,
             refresh_token: new_token,

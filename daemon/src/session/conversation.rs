@@ -70,7 +70,14 @@ impl Session {
         let store = &self.ctx.store;
         let root = match store.event(room.id, get.root_seq).map_err(internal)? {
             Some(record) if matches!(record.kind, Some(EventKind::Message(_))) => record,
-            _ => return Err(v1::Error::new(ErrorCode::MessageNotFound, "no such message in this room")),
+            Some(_) => {
+                let why = format!("the thread root: event #{} is not a message", get.root_seq);
+                return Err(v1::Error::new(ErrorCode::MessageNotFound, why));
+            }
+            None => {
+                let why = format!("the thread root: there is no event #{} in this room", get.root_seq);
+                return Err(v1::Error::new(ErrorCode::MessageNotFound, why));
+            }
         };
         let events = if backward {
             let before = if get.anchor_seq == 0 { u64::MAX } else { get.anchor_seq };

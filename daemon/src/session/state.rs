@@ -11,7 +11,7 @@ use super::{
 use crate::{
     context::check,
     convert,
-    store::{NotificationLevel, OpOutput, ProfileChanges, RoomKind, StoreError, WriteOp},
+    store::{NotificationLevel, OpOutput, ProfileChanges, Refusal, RoomKind, StoreError, WriteOp},
 };
 
 /// Longest status text, in bytes.
@@ -141,7 +141,7 @@ impl Session {
             return Err(v1::Error::new(ErrorCode::NotAMember, "join the room first"));
         }
         if room.record.archived {
-            return Err(v1::Error::new(ErrorCode::RoomArchived, "the room is archived; it is read-only"));
+            return Err(v1::Error::new(ErrorCode::RoomArchived, Refusal::RoomArchived.to_string()));
         }
         check(&self.ctx.limiters.typing, &identity.user).map_err(|wait| rate_limited(wait, "typing notices"))?;
         let me = convert::UserLookup::new(&self.ctx.store).get(identity.user.0).map_err(internal)?;

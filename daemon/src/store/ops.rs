@@ -201,7 +201,7 @@ pub enum Refusal {
     RoomNotFound,
     #[error("no such user")]
     UserNotFound,
-    #[error("not a member of this room")]
+    #[error("not a member of this room; join it first")]
     NotAMember,
     #[error("already a member of this room")]
     AlreadyMember,
@@ -210,8 +210,8 @@ pub enum Refusal {
     #[error("this client transaction id was used for a different message")]
     TxnConflict,
     #[error("{0}")]
-    MessageNotFound(&'static str),
-    #[error("the room is archived; it is read-only")]
+    MessageNotFound(String),
+    #[error("the room is archived; it is read-only until an admin unarchives it")]
     RoomArchived,
     #[error("{0}")]
     FileNotFound(String),

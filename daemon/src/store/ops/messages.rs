@@ -116,6 +116,19 @@ fn live_message(txn: &WriteTransaction, room: RoomId, seq: u64) -> Result<Option
     })
 }
 
+/// Why there is no live message at `seq` in `room`, for the refusal: no
+/// such event, an event of another kind, or a deleted message. `role` says
+/// what the message was wanted as ("the message replied to", ...).
+fn missing_message(txn: &WriteTransaction, room: RoomId, seq: u64, role: &str) -> Result<Refusal, StoreError> {
+    let record = txn.open_table(EVENTS)?.get((room.0, seq))?.map(|v| v.value());
+    let why = match record.and_then(|r| r.kind) {
+        None => format!("there is no event #{seq} in this room"),
+        Some(EventKind::Message(_)) => format!("message #{seq} was deleted"),
+        Some(_) => format!("event #{seq} is not a message"),
+    };
+    Ok(Refusal::MessageNotFound(format!("{role}: {why}")))
+}
+
 /// Replaces the body of the message at `seq` (which exists).
 fn store_body(txn: &WriteTransaction, room: RoomId, seq: u64, body: MessageBody) -> Result<(), StoreError> {
     let mut events = txn.open_table(EVENTS)?;
@@ -248,12 +261,12 @@ pub(super) fn send(
         Err(refusal) => return Ok(Err(refusal)),
     };
     if content.reply_to_seq != 0 && live_message(txn, room, content.reply_to_seq)?.is_none() {
-        return Ok(Err(Refusal::MessageNotFound("the message replied to does not exist in this room")));
+        return Ok(Err(missing_message(txn, room, content.reply_to_seq, "the message replied to")?));
     }
     let mut root = None;
     if content.thread_root_seq != 0 {
         let Some((_, body)) = live_message(txn, room, content.thread_root_seq)? else {
-            return Ok(Err(Refusal::MessageNotFound("the thread root does not exist in this room")));
+            return Ok(Err(missing_message(txn, room, content.thread_root_seq, "the thread root")?));
         };
         if body.thread_root_seq != 0 {
             return Ok(Err(Refusal::Invalid("threads do not nest: the root is itself in a thread".into())));
@@ -340,7 +353,7 @@ pub(super) fn edit(
         Err(refusal) => return Ok(Err(refusal)),
     };
     let Some((author, mut body)) = live_message(txn, room, seq)? else {
-        return Ok(Err(Refusal::MessageNotFound("no such message in this room")));
+        return Ok(Err(missing_message(txn, room, seq, "the message")?));
     };
     if author != user.0 {
         return Ok(Err(Refusal::Forbidden("only the author can edit a message")));
@@ -378,7 +391,7 @@ pub(super) fn delete(
         Err(refusal) => return Ok(Err(refusal)),
     };
     let Some((author, mut body)) = live_message(txn, room, seq)? else {
-        return Ok(Err(Refusal::MessageNotFound("no such message in this room")));
+        return Ok(Err(missing_message(txn, room, seq, "the message")?));
     };
     if author != user.0 {
         // Both participants of a direct conversation are its owners; neither
@@ -455,7 +468,7 @@ pub(super) fn react(
         Err(refusal) => return Ok(Err(refusal)),
     };
     let Some((_, mut body)) = live_message(txn, room, seq)? else {
-        return Ok(Err(Refusal::MessageNotFound("no such message in this room")));
+        return Ok(Err(missing_message(txn, room, seq, "the message")?));
     };
     let epoch = actor.room.epoch;
     let unchanged = Ok(Ok(OpOutput::Sent { room, epoch, seq: 0, time_ms: batch.now_ms, duplicate: true }));
