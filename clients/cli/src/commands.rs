@@ -533,9 +533,10 @@ async fn tail(ctx: &mut Context, arg: &str) -> anyhow::Result<()> {
                 ctx.output.event(name, &event);
                 last = Some((event.epoch, event.seq));
             }
-            Event::Typing(typing) if typing.room_id == room_id.0 && typing.typing && !ctx.output.json => {
+            Event::Typing(typing) if typing.room_id == room_id.0 && !ctx.output.json => {
                 let who = typing.user.as_ref().map(|u| crate::output::terminal_safe(&u.name)).unwrap_or_default();
-                ctx.output.notice(format!("{who} is typing in {}", shown(name)));
+                let doing = if typing.typing { "is typing" } else { "stopped typing" };
+                ctx.output.notice(format!("{who} {doing} in {}", shown(name)));
             }
             Event::RoomReset { room, epoch, head_seq } if room == room_id => {
                 catch_up(ctx, &client, name, room_id, last, epoch.0, head_seq).await?;

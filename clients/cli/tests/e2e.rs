@@ -969,6 +969,8 @@ fn tail_shows_conversation_events(wire: Wire) {
     tail.expect_stdout("the deletion", |l| l.ends_with(&format!("* alice deleted #{first}")));
     alice.ok(&["typing", "general"]);
     tail.expect_stderr("alice typing", |l| l == "confab: alice is typing in #general");
+    alice.ok(&["typing", "general", "--stop"]);
+    tail.expect_stderr("alice stopping", |l| l == "confab: alice stopped typing in #general");
     tail.interrupt();
     assert!(tail.wait().success(), "{:?}", tail.stderr_seen);
     daemon.assert_serving();
