@@ -24,7 +24,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn every_rust_file_opens_with_a_doc_line() {
     let mut files = Vec::new();
-    for dir in ["protocol", "daemon", "clients", "conformance", "testkit"] {
+    for dir in ["protocol", "daemon", "clients", "conformance", "testkit", "bridges"] {
         rust_files(&root().join(dir), &mut files);
     }
     assert!(files.len() > 30, "found only {} files", files.len());
@@ -76,6 +76,30 @@ fn clients_never_depend_on_the_daemon() {
         assert!(!deps.iter().any(|d| d == "redb"), "{manifest} depends on redb: only the daemon opens the store");
     }
     assert!(dependencies("clients/cli/Cargo.toml").contains(&"confab-sdk".to_string()));
+}
+
+/// Bridges are clients: they reach the daemon through the SDK (and the
+/// protocol crate), never link to it, and never open the store. Every crate
+/// under `bridges/` is checked, including the ones added later.
+#[test]
+fn bridges_never_depend_on_the_daemon() {
+    let mut manifests = Vec::new();
+    for entry in std::fs::read_dir(root().join("bridges")).unwrap() {
+        let manifest = entry.unwrap().path().join("Cargo.toml");
+        if manifest.exists() {
+            manifests.push(manifest.strip_prefix(root()).unwrap().display().to_string());
+        }
+    }
+    assert!(manifests.iter().any(|m| m == "bridges/irc/Cargo.toml"), "{manifests:?}");
+    for manifest in &manifests {
+        let deps = all_dependencies(manifest);
+        assert!(!deps.iter().any(|d| d == "redb"), "{manifest} depends on redb: only the daemon opens the store");
+        let ours: Vec<_> = deps.iter().filter(|d| d.starts_with("confab")).collect();
+        assert!(
+            ours.iter().all(|d| *d == "confab-sdk" || *d == "confab-protocol" || *d == "confab-testkit"),
+            "{manifest} may depend on the SDK, the protocol crate and the testkit only: {ours:?}"
+        );
+    }
 }
 
 /// The conformance suite is black-box: the protocol crate and the SDK, never
