@@ -49,6 +49,24 @@ pub fn role(role: i32) -> v1::Role {
     }
 }
 
+pub fn notification_level(level: store::NotificationLevel) -> v1::NotificationLevel {
+    match level {
+        store::NotificationLevel::Default => v1::NotificationLevel::NotifyDefault,
+        store::NotificationLevel::All => v1::NotificationLevel::NotifyAll,
+        store::NotificationLevel::Mentions => v1::NotificationLevel::NotifyMentions,
+        store::NotificationLevel::None => v1::NotificationLevel::NotifyNone,
+    }
+}
+
+pub fn stored_notification_level(level: v1::NotificationLevel) -> store::NotificationLevel {
+    match level {
+        v1::NotificationLevel::NotifyDefault => store::NotificationLevel::Default,
+        v1::NotificationLevel::NotifyAll => store::NotificationLevel::All,
+        v1::NotificationLevel::NotifyMentions => store::NotificationLevel::Mentions,
+        v1::NotificationLevel::NotifyNone => store::NotificationLevel::None,
+    }
+}
+
 pub fn membership(record: &store::MembershipRecord) -> v1::Membership {
     if record.is_joined() { v1::Membership::Joined } else { v1::Membership::Invited }
 }

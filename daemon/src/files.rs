@@ -23,7 +23,7 @@ use crate::{
     context::{Context, check},
     convert::UserLookup,
     ids::UserId,
-    session::{internal, rate_limited},
+    session::{internal, invalid, rate_limited},
     store::{FileRecord, OpOutput, Refusal, StoreError, WriteOp, now_ms},
 };
 
@@ -211,10 +211,6 @@ fn quota_exceeded(size: u64, used: u64, quota: u64) -> v1::Error {
         ErrorCode::QuotaExceeded,
         format!("this file ({size} bytes) does not fit: your files take {used} of your {quota} bytes"),
     )
-}
-
-fn invalid(message: impl Into<String>) -> v1::Error {
-    v1::Error::new(ErrorCode::InvalidArgument, message)
 }
 
 /// Receives an admitted upload's bytes from `body` and records the file.

@@ -558,6 +558,9 @@ async fn profiles_can_be_set_read_and_searched() {
     assert_eq!(alice.code(long).await, ErrorCode::InvalidArgument);
     let no_file = Command::SetProfile(v1::SetProfile { avatar_file_id: Some("0".repeat(32)), ..Default::default() });
     assert_eq!(alice.code(no_file).await, ErrorCode::FileNotFound);
+    let not_an_id =
+        Command::SetProfile(v1::SetProfile { avatar_file_id: Some("../confab.redb".into()), ..Default::default() });
+    assert_eq!(alice.code(not_an_id).await, ErrorCode::FileNotFound);
 
     let mut guest = Peer::guest(&td, Wire::WsProto, "visitor").await;
     let named = Command::SetProfile(v1::SetProfile { display_name: Some("V".into()), ..Default::default() });
@@ -603,6 +606,10 @@ async fn room_settings_take_the_right_role_and_archived_rooms_are_read_only() {
             ErrorCode::Forbidden
         );
         assert_eq!(alice.code(update(v1::UpdateRoom::default())).await, ErrorCode::InvalidArgument);
+        assert_eq!(
+            alice.code(update(v1::UpdateRoom { avatar_file_id: Some("x".repeat(100)), ..Default::default() })).await,
+            ErrorCode::FileNotFound
+        );
         let long = "x".repeat(513);
         assert_eq!(
             alice.code(update(v1::UpdateRoom { topic: Some(long), ..Default::default() })).await,

@@ -371,6 +371,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming, cancel: CancellationToke
         Encoding::Json => format!("WebSocket confab.v1.json (offered {offered:?})"),
     };
     shared.log.event(&label, &format!("opened: {how}"));
+    // Unbounded as a channel, bounded by `queued` (see `Conn::ops`).
     let (ops, queue) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
     {

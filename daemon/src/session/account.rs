@@ -6,7 +6,7 @@ use confab_protocol::{
     v1::{self, ErrorCode, server_frame::Body},
 };
 
-use super::{Identity, Session, internal, rate_limited};
+use super::{Identity, Session, internal, invalid, rate_limited};
 use crate::{
     auth::{TokenError, refresh_token_hash, valid_name},
     config::Registration,
@@ -40,10 +40,6 @@ pub(crate) fn refusal(refusal: Refusal) -> v1::Error {
         Refusal::Invalid(_) => ErrorCode::InvalidArgument,
     };
     v1::Error::new(code, refusal.to_string())
-}
-
-fn invalid(message: impl Into<String>) -> v1::Error {
-    v1::Error::new(ErrorCode::InvalidArgument, message)
 }
 
 fn check_name(field: &str, name: &str) -> Result<(), v1::Error> {

@@ -1,9 +1,20 @@
 //! File metadata over the protocol: GetFile. (The bytes travel over HTTP
 //! and QUIC upload streams, see `crate::files`.)
 
-use confab_protocol::v1::{self, server_frame::Body};
+use confab_protocol::v1::{self, ErrorCode, server_frame::Body};
 
 use super::{Session, internal};
+
+/// An avatar given by id (UpdateRoom, SetProfile): "" removes it; anything
+/// not shaped like a file id names no file (the writer checks the rest).
+pub(super) fn check_avatar_id(avatar: Option<&str>) -> Result<(), v1::Error> {
+    match avatar {
+        Some(id) if !id.is_empty() && !crate::files::is_file_id(id) => {
+            Err(v1::Error::new(ErrorCode::FileNotFound, format!("no file {id:?} of yours")))
+        }
+        _ => Ok(()),
+    }
+}
 
 impl Session {
     /// A file the user may see (owner, public, or posted in a room they may

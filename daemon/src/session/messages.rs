@@ -10,7 +10,7 @@ use confab_protocol::{
 use super::{
     Reply, Session,
     account::{refusal, unexpected},
-    internal, rate_limited,
+    internal, invalid, rate_limited,
     rooms::VisibleRoom,
 };
 use crate::{
@@ -91,9 +91,8 @@ impl Session {
     /// The content of a send, checked for shape (the writer checks what
     /// depends on the store: the reply target, the thread, the files).
     fn content(&self, send: &v1::SendMessage) -> Result<MessageContent, v1::Error> {
-        let invalid = |message: String| v1::Error::new(ErrorCode::InvalidArgument, message);
         if send.text.trim().is_empty() && send.attachment_ids.is_empty() && send.location.is_none() {
-            return Err(invalid("text must not be empty (unless the message has attachments or a location)".into()));
+            return Err(invalid("text must not be empty (unless the message has attachments or a location)"));
         }
         self.check_text_length(&send.text)?;
         let max = self.ctx.config.files.max_attachments as usize;
@@ -112,10 +111,10 @@ impl Session {
             None => None,
             Some(location) => {
                 if !(location.latitude.is_finite() && (-90.0..=90.0).contains(&location.latitude)) {
-                    return Err(invalid("latitude must be between -90 and 90".into()));
+                    return Err(invalid("latitude must be between -90 and 90"));
                 }
                 if !(location.longitude.is_finite() && (-180.0..=180.0).contains(&location.longitude)) {
-                    return Err(invalid("longitude must be between -180 and 180".into()));
+                    return Err(invalid("longitude must be between -180 and 180"));
                 }
                 if location.label.len() > MAX_LOCATION_LABEL {
                     return Err(invalid(format!("the location label must be at most {MAX_LOCATION_LABEL} bytes")));

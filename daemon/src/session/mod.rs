@@ -418,6 +418,11 @@ pub(crate) fn internal(error: StoreError) -> v1::Error {
     v1::Error::temporary(ErrorCode::Internal, "the server could not complete this; try again", 1000)
 }
 
+/// A malformed or out-of-bounds argument; `message` names the field.
+pub(crate) fn invalid(message: impl Into<String>) -> v1::Error {
+    v1::Error::new(ErrorCode::InvalidArgument, message)
+}
+
 /// A rate limit as the client sees it.
 pub(crate) fn rate_limited(wait: Duration, what: &str) -> v1::Error {
     v1::Error::temporary(

@@ -5,7 +5,7 @@ use confab_protocol::v1::{self, ErrorCode, server_frame::Body};
 use super::{
     Session,
     account::{refusal, unexpected},
-    internal, rate_limited,
+    internal, invalid, rate_limited,
     state::check_status_text,
 };
 use crate::{
@@ -21,12 +21,6 @@ const MAX_PREFIX_CHARS: usize = 32;
 /// Search results when the client does not say, and at most.
 const DEFAULT_SEARCH_LIMIT: u32 = 20;
 const MAX_SEARCH_LIMIT: u32 = 50;
-/// Longest file id a client may name (ids are 32 hex characters).
-const MAX_FILE_ID_BYTES: usize = 64;
-
-fn invalid(message: impl Into<String>) -> v1::Error {
-    v1::Error::new(ErrorCode::InvalidArgument, message)
-}
 
 impl Session {
     fn limit_lookups(&self, user: UserId) -> Result<(), v1::Error> {
@@ -94,9 +88,7 @@ impl Session {
         if let Some(text) = &status_text {
             check_status_text(text)?;
         }
-        if avatar_file_id.as_ref().is_some_and(|id| id.len() > MAX_FILE_ID_BYTES) {
-            return Err(v1::Error::new(ErrorCode::FileNotFound, "no such file"));
-        }
+        super::files::check_avatar_id(avatar_file_id.as_deref())?;
         self.limit_lookups(identity.user)?;
         let before = self.stored_user(identity.user)?;
         let status_changed = status_text.as_ref().is_some_and(|text| *text != before.status_text);

@@ -6,28 +6,20 @@ use confab_protocol::v1::{self, ErrorCode, room_ref::Room, server_frame::Body};
 use super::{
     Session,
     account::{refusal, unexpected},
-    internal, rate_limited,
+    internal, invalid, rate_limited,
 };
 use crate::{
     auth::valid_name,
     context::check,
     convert,
     ids::{RoomId, UserId},
-    store::{
-        MembershipRecord, MembershipState, NotificationLevel, OpOutput, RoomChanges, RoomKind, RoomRecord, WriteOp,
-    },
+    store::{MembershipRecord, MembershipState, OpOutput, RoomChanges, RoomKind, RoomRecord, WriteOp},
 };
 
 const MAX_TOPIC_BYTES: usize = RoomRecord::MAX_TOPIC_BYTES;
 const MAX_GROUP_MEMBERS: usize = RoomRecord::MAX_GROUP_MEMBERS;
 /// Longest directory query, in bytes.
 const MAX_QUERY_BYTES: usize = 256;
-/// Longest file id a client may name (ids are 32 hex characters).
-const MAX_FILE_ID_BYTES: usize = 64;
-
-fn invalid(message: impl Into<String>) -> v1::Error {
-    v1::Error::new(ErrorCode::InvalidArgument, message)
-}
 
 fn check_topic(topic: &str) -> Result<(), v1::Error> {
     if topic.len() > MAX_TOPIC_BYTES {
@@ -121,12 +113,7 @@ impl Session {
                 info.unread_count = position.unread;
                 info.mention_count = position.mentions;
             }
-            info.notification_level = match joined.notification_level() {
-                NotificationLevel::Default => v1::NotificationLevel::NotifyDefault,
-                NotificationLevel::All => v1::NotificationLevel::NotifyAll,
-                NotificationLevel::Mentions => v1::NotificationLevel::NotifyMentions,
-                NotificationLevel::None => v1::NotificationLevel::NotifyNone,
-            } as i32;
+            info.notification_level = convert::notification_level(joined.notification_level()) as i32;
             info.role = convert::role(joined.role) as i32;
         }
         Ok(info)
@@ -316,9 +303,7 @@ impl Session {
         if let Some(topic) = &topic {
             check_topic(topic)?;
         }
-        if avatar_file_id.as_ref().is_some_and(|id| id.len() > MAX_FILE_ID_BYTES) {
-            return Err(v1::Error::new(ErrorCode::FileNotFound, "no such file"));
-        }
+        super::files::check_avatar_id(avatar_file_id.as_deref())?;
         let room = self.visible_room(room.as_ref())?;
         if !room.joined() {
             return Err(v1::Error::new(ErrorCode::NotAMember, "join the room to change it"));

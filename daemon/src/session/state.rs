@@ -6,12 +6,12 @@ use confab_protocol::v1::{self, ErrorCode, server_frame::Body};
 use super::{
     Reply, Session,
     account::{refusal, unexpected},
-    internal, rate_limited,
+    internal, invalid, rate_limited,
 };
 use crate::{
     context::check,
     convert,
-    store::{NotificationLevel, OpOutput, ProfileChanges, Refusal, RoomKind, StoreError, WriteOp},
+    store::{OpOutput, ProfileChanges, Refusal, RoomKind, StoreError, WriteOp},
 };
 
 /// Longest status text, in bytes.
@@ -37,18 +37,9 @@ impl Session {
         command: v1::SetNotificationLevel,
     ) -> Result<Body, v1::Error> {
         let identity = self.identity()?;
-        let level = match v1::NotificationLevel::try_from(command.level) {
-            Ok(v1::NotificationLevel::NotifyDefault) => NotificationLevel::Default,
-            Ok(v1::NotificationLevel::NotifyAll) => NotificationLevel::All,
-            Ok(v1::NotificationLevel::NotifyMentions) => NotificationLevel::Mentions,
-            Ok(v1::NotificationLevel::NotifyNone) => NotificationLevel::None,
-            Err(_) => {
-                return Err(v1::Error::new(
-                    ErrorCode::InvalidArgument,
-                    "level must be NOTIFY_DEFAULT, NOTIFY_ALL, NOTIFY_MENTIONS or NOTIFY_NONE",
-                ));
-            }
-        };
+        let level = v1::NotificationLevel::try_from(command.level)
+            .map(convert::stored_notification_level)
+            .map_err(|_| invalid("level must be NOTIFY_DEFAULT, NOTIFY_ALL, NOTIFY_MENTIONS or NOTIFY_NONE"))?;
         let room = self.visible_room(command.room.as_ref())?;
         check(&self.ctx.limiters.lookups, &identity.user).map_err(|wait| rate_limited(wait, "settings changes"))?;
         let op = WriteOp::SetNotificationLevel { user: identity.user, room: room.id, level };

@@ -178,8 +178,29 @@ fn resolve_mentions(
     Ok(found)
 }
 
-/// Writes the mention rows of the message at `seq`: one per mentioned
-/// member, or per joined member for `@room`, never the sender's own.
+/// The users with a mention row for a message: each mentioned member, and
+/// every joined member for `@room`, never the sender.
+fn mention_targets(
+    txn: &WriteTransaction,
+    room: RoomId,
+    sender: UserId,
+    mentions: &[u64],
+    mentions_room: bool,
+) -> Result<Vec<u64>, StoreError> {
+    let mut targets = mentions.to_vec();
+    if mentions_room {
+        for entry in txn.open_table(MEMBERSHIPS)?.range((room.0, 0)..=(room.0, u64::MAX))? {
+            let (key, member) = entry?;
+            if member.value().is_joined() {
+                targets.push(key.value().1);
+            }
+        }
+    }
+    targets.retain(|&user| user != sender.0);
+    Ok(targets)
+}
+
+/// Writes the mention rows of the message at `seq` (MENTION-2).
 fn write_mentions(
     txn: &WriteTransaction,
     room: RoomId,
@@ -192,30 +213,18 @@ fn write_mentions(
         return Ok(());
     }
     let mut rows = txn.open_table(MENTIONS)?;
-    if mentions_room {
-        let memberships = txn.open_table(MEMBERSHIPS)?;
-        for entry in memberships.range((room.0, 0)..=(room.0, u64::MAX))? {
-            let (key, member) = entry?;
-            let user = key.value().1;
-            if user != sender.0 && member.value().is_joined() {
-                rows.insert((user, room.0, seq), ())?;
-            }
-        }
-    }
-    for &user in mentions {
-        if user != sender.0 {
-            rows.insert((user, room.0, seq), ())?;
-        }
+    for user in mention_targets(txn, room, sender, mentions, mentions_room)? {
+        rows.insert((user, room.0, seq), ())?;
     }
     Ok(())
 }
 
-/// Removes the mention rows of the message at `seq` for `mentions`, or for
-/// every joined member after an `@room`.
+/// Removes the mention rows `write_mentions` wrote for the same mentions.
 fn remove_mentions(
     txn: &WriteTransaction,
     room: RoomId,
     seq: u64,
+    sender: UserId,
     mentions: &[u64],
     mentions_room: bool,
 ) -> Result<(), StoreError> {
@@ -223,15 +232,8 @@ fn remove_mentions(
         return Ok(());
     }
     let mut rows = txn.open_table(MENTIONS)?;
-    if mentions_room {
-        let memberships = txn.open_table(MEMBERSHIPS)?;
-        for entry in memberships.range((room.0, 0)..=(room.0, u64::MAX))? {
-            let member = entry?.0.value().1;
-            rows.remove((member, room.0, seq))?;
-        }
-    }
-    for &member in mentions {
-        rows.remove((member, room.0, seq))?;
+    for user in mention_targets(txn, room, sender, mentions, mentions_room)? {
+        rows.remove((user, room.0, seq))?;
     }
     Ok(())
 }
@@ -368,7 +370,7 @@ pub(super) fn edit(
     let edited = MessageEdited { target_seq: seq, text: text.clone(), mentions: mentions.clone(), mentions_room };
     let edit_seq = batch.append(txn, room, user, EventKind::MessageEdited(edited))?;
     // The rows follow the text: those it no longer mentions lose theirs.
-    remove_mentions(txn, room, seq, &body.mentions, body.mentions_room)?;
+    remove_mentions(txn, room, seq, user, &body.mentions, body.mentions_room)?;
     write_mentions(txn, room, seq, user, &mentions, mentions_room)?;
     body.text = text;
     body.mentions = mentions;
@@ -423,7 +425,7 @@ pub(super) fn delete(
             }
         }
     }
-    remove_mentions(txn, room, seq, &mentioned, mentioned_room)?;
+    remove_mentions(txn, room, seq, UserId(author), &mentioned, mentioned_room)?;
     // Its attachments are no longer shown to the room: they stay the
     // owner's, and visible through other messages they are attached to.
     if !body.attachment_ids.is_empty() {
